@@ -1,0 +1,182 @@
+"""The ``gridcredit`` command line (typer): one entry point that orchestrates every stage."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from gridcredit import settings, warehouse
+from gridcredit.locking import PipelineBusyError, pipeline_lock
+
+console = Console(stderr=True, soft_wrap=True)
+app = typer.Typer(
+    help="gridcredit: customer credit risk warehouse for utilities and other businesses that bill on credit.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+warehouse_app = typer.Typer(
+    help="Start, stop and inspect the warehouse (embedded PostgreSQL or WAREHOUSE_URL).", no_args_is_help=True
+)
+app.add_typer(warehouse_app, name="warehouse")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+# -- warehouse ---------------------------------------------------------------------------------
+@warehouse_app.command("start")
+def warehouse_start() -> None:
+    """Start the embedded warehouse (initialising it on first use)."""
+    if warehouse.external_url():
+        conn = warehouse.ensure_running()
+        console.print(f"WAREHOUSE_URL is set: using {conn.masked_url}; nothing to start.")
+        return
+    try:
+        conn = warehouse.EmbeddedServer().start()
+    except warehouse.WarehouseError as error:
+        raise _fail(str(error)) from error
+    console.print(f"warehouse running at {conn.masked_url}")
+
+
+@warehouse_app.command("stop")
+def warehouse_stop() -> None:
+    """Stop the embedded warehouse."""
+    if warehouse.external_url():
+        console.print("WAREHOUSE_URL is set: the external server is not ours to stop.")
+        return
+    stopped = warehouse.EmbeddedServer().stop()
+    console.print("warehouse stopped" if stopped else "warehouse was not running")
+
+
+@warehouse_app.command("status")
+def warehouse_status() -> None:
+    """Say whether the warehouse answers a real connection (exit 1 if not)."""
+    conn = warehouse.current()
+    try:
+        with warehouse.connect(conn, connect_timeout=3) as pg:
+            version = pg.execute("show server_version").fetchone()[0]
+    except warehouse.WarehouseError as error:
+        console.print(f"warehouse NOT reachable at {conn.masked_url}")
+        raise typer.Exit(1) from error
+    kind = "external (WAREHOUSE_URL)" if warehouse.external_url() else "embedded"
+    console.print(f"warehouse up: {kind}, PostgreSQL {version}, {conn.masked_url}")
+
+
+@warehouse_app.command("url")
+def warehouse_url() -> None:
+    """Print the warehouse URL, password included (for psql and scripts)."""
+    typer.echo(warehouse.current().url)
+
+
+# -- dbt ---------------------------------------------------------------------------------------
+def dbt_environment(conn: warehouse.Connection) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(conn.dbt_env())
+    env["DBT_PROFILES_DIR"] = str(settings.DBT_PROJECT_DIR)
+    env["DBT_PROJECT_DIR"] = str(settings.DBT_PROJECT_DIR)
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    return env
+
+
+def run_dbt(args: list[str], conn: warehouse.Connection | None = None) -> int:
+    conn = conn or warehouse.current()
+    dbt = Path(sys.executable).with_name("dbt")
+    return subprocess.call([str(dbt), *args], cwd=settings.DBT_PROJECT_DIR, env=dbt_environment(conn))
+
+
+@app.command("dbt", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def dbt_command(ctx: typer.Context) -> None:
+    """Run dbt with the warehouse's profile, e.g. `gridcredit dbt build --select marts`."""
+    conn = warehouse.ensure_running()
+    raise typer.Exit(run_dbt(list(ctx.args), conn))
+
+
+# -- generate ----------------------------------------------------------------------------------
+@app.command("generate")
+def generate_command(
+    customers: Annotated[int, typer.Option(min=1, help="Number of customers.")] = 2000,
+    months: Annotated[int, typer.Option(min=1, help="Months of history.")] = 24,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed and arguments give byte-identical files.")] = 42,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("data/extract"),
+    start_month: Annotated[str, typer.Option(help="First simulated month (YYYY-MM).")] = "2023-01",
+    from_month: Annotated[
+        str | None, typer.Option(help="Write only months from this one (YYYY-MM): an increment.")
+    ] = None,
+) -> None:
+    """Generate realistic source-system extracts of a provincial utility (CSV + manifest)."""
+    from gridcredit.ingestion.simulator import generate
+    from gridcredit.progress import simulator_progress
+
+    with simulator_progress(console) as progress:
+        manifest = generate(
+            out,
+            customers=customers,
+            months=months,
+            seed=seed,
+            start_month=start_month,
+            from_month=from_month,
+            progress=progress,
+        )
+    rows = sum(entry["rows"] for entry in manifest["files"].values())
+    console.print(
+        f"wrote {len(manifest['files'])} files, {rows:,} rows to {out} "
+        f"({manifest['kind']}, {manifest['first_month']}..{manifest['last_month']})"
+    )
+
+
+# -- ingest ------------------------------------------------------------------------------------
+@app.command("ingest")
+def ingest_command(
+    directory: Annotated[Path, typer.Argument(help="Extract folder holding manifest.json.")],
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="Extract encoding: utf-8, utf-8-sig, gb18030, gbk (default: manifest, else detect)."),
+    ] = None,
+) -> None:
+    """Load an extract folder into the raw tables (validated, idempotent, crash-safe)."""
+    from gridcredit.ingestion.loader import IngestError, ingest_directory
+
+    conn = warehouse.ensure_running()
+    try:
+        with pipeline_lock("ingest", conn):
+            ingest_directory(directory, conn=conn, encoding=encoding, console=console)
+    except PipelineBusyError as error:
+        raise _fail(str(error), 75) from error
+    except IngestError as error:
+        raise _fail(str(error), 2) from error
+
+
+# -- run ---------------------------------------------------------------------------------------
+@app.command("run")
+def run_command(
+    data: Annotated[Path | None, typer.Option(help="Ingest this extract folder first.")] = None,
+    encoding: Annotated[str | None, typer.Option(help="Extract encoding for --data.")] = None,
+) -> None:
+    """Run the pipeline on what is loaded: ingest DIR when given, then every later stage. Never generates."""
+    from gridcredit.pipeline import PipelineError, run_pipeline
+
+    conn = warehouse.ensure_running()
+    try:
+        with pipeline_lock("run", conn):
+            run_pipeline(conn, data=data, encoding=encoding, console=console)
+    except PipelineBusyError as error:
+        raise _fail(str(error), 75) from error
+    except PipelineError as error:
+        raise _fail(str(error), 2) from error
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
