@@ -111,8 +111,10 @@ def _pg_version() -> str:
 class EmbeddedServer:
     """The project-local embedded PostgreSQL server."""
 
-    def __init__(self, home: Path | None = None, port: int | None = None) -> None:
+    def __init__(self, home: Path | None = None, port: int | None = None, bin_dir: Path | None = None) -> None:
+        """``bin_dir`` runs another PostgreSQL build's binaries (e.g. Debian's 15, in tests)."""
         self.home = home or settings.home()
+        self.custom_bin_dir = bin_dir
         self.state_file = self.home / "warehouse.json"
         self.secret_file = self.home / "secrets" / "warehouse.env"
         self.state = self._load_state(port)
@@ -174,6 +176,8 @@ class EmbeddedServer:
 
     # -- binaries and the service user ---------------------------------------------------------
     def _bin_dir(self) -> Path:
+        if self.custom_bin_dir is not None:
+            return self.custom_bin_dir
         source = _pg_install_dir()
         if not _running_as_root():
             return source / "bin"

@@ -70,3 +70,27 @@ def fresh_database(session_warehouse: warehouse.Connection, monkeypatch) -> Iter
     yield conn
     with psycopg.connect(admin.url, autocommit=True) as pg:
         pg.execute(f'drop database if exists "{name}" with (force)')
+
+
+DEBIAN_PG15_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@pytest.fixture(scope="session")
+def pg15_warehouse(tmp_path_factory) -> Iterator[warehouse.Connection]:
+    """Debian's PostgreSQL 15, for the tests marked `pg15` (the oldest major we support is 14).
+
+    `make test` installs it where it runs as root; elsewhere a missing server skips these tests
+    outside CI and fails them in CI (where nothing may be skipped).
+    """
+    if not (DEBIAN_PG15_BIN / "initdb").exists():
+        message = f"Debian PostgreSQL 15 not installed ({DEBIAN_PG15_BIN}); run `make system-packages`"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    server = warehouse.EmbeddedServer(
+        home=tmp_path_factory.mktemp("pg15-home"), port=free_port(), bin_dir=DEBIAN_PG15_BIN
+    )
+    conn = server.start()
+    yield conn
+    server.stop()
+    shutil.rmtree(server.base, ignore_errors=True)

@@ -189,3 +189,10 @@ def test_status_fails_when_nothing_listens(tmp_path):
     result = subprocess.run([GRIDCREDIT, "warehouse", "status"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "NOT reachable" in result.stderr
+
+
+@pytest.mark.pg15
+def test_debian_postgresql_15_serves_as_warehouse(pg15_warehouse):
+    with psycopg.connect(pg15_warehouse.url) as pg:
+        assert pg.execute("show server_version_num").fetchone()[0].startswith("15")
+        assert pg.execute("show listen_addresses").fetchone()[0] == "127.0.0.1"
