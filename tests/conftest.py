@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,3 +95,95 @@ def pg15_warehouse(tmp_path_factory) -> Iterator[warehouse.Connection]:
     yield conn
     server.stop()
     shutil.rmtree(server.base, ignore_errors=True)
+
+
+# -- one pipeline build shared by every test that reads marts ------------------------------------
+PIPELINE_CUSTOMERS = int(os.environ.get("GRIDCREDIT_TEST_CUSTOMERS", "800"))
+PIPELINE_MONTHS = int(os.environ.get("GRIDCREDIT_TEST_MONTHS", "30"))
+PIPELINE_SEED = 7
+GRIDCREDIT_BIN = str(Path(sys.executable).with_name("gridcredit"))
+
+
+@pytest.fixture(scope="session")
+def pipeline_extract(tmp_path_factory) -> Path:
+    """A small simulated utility: the full history minus its last month (see `pipeline_increment`)."""
+    from gridcredit.ingestion.simulator import generate
+
+    out = tmp_path_factory.mktemp("extract") / "full"
+    generate(out, customers=PIPELINE_CUSTOMERS, months=PIPELINE_MONTHS - 1, seed=PIPELINE_SEED)
+    return out
+
+
+@pytest.fixture(scope="session")
+def pipeline_increment(tmp_path_factory, pipeline_extract: Path) -> Path:
+    """The month after `pipeline_extract`, delivered as the source systems would (an increment)."""
+    import json
+
+    from gridcredit.ingestion.simulator import generate
+
+    manifest = json.loads((pipeline_extract / "manifest.json").read_text())
+    year, month = map(int, manifest["last_month"].split("-"))
+    next_month = f"{year + month // 12:04d}-{month % 12 + 1:02d}"
+    out = tmp_path_factory.mktemp("extract") / "increment"
+    generate(out, customers=PIPELINE_CUSTOMERS, months=PIPELINE_MONTHS, seed=PIPELINE_SEED, from_month=next_month)
+    return out
+
+
+@pytest.fixture(scope="session")
+def built_warehouse(session_warehouse: warehouse.Connection, pipeline_extract: Path) -> warehouse.Connection:
+    """A database on the session server where `gridcredit run --data <extract>` has run once.
+
+    Read-only for tests: a test that changes data clones it first (`clone_database`).
+    """
+    import subprocess
+
+    name = "pipeline_built"
+    admin = session_warehouse.with_dbname("postgres")
+    with psycopg.connect(admin.url, autocommit=True) as pg:
+        pg.execute(f'drop database if exists "{name}" with (force)')
+        pg.execute(f'create database "{name}"')
+    conn = session_warehouse.with_dbname(name)
+    env = dict(os.environ, WAREHOUSE_URL=conn.url)
+    result = subprocess.run(
+        [GRIDCREDIT_BIN, "run", "--data", str(pipeline_extract)], env=env, capture_output=True, text=True, timeout=1800
+    )
+    if result.returncode != 0:
+        pytest.fail(f"gridcredit run failed ({result.returncode}):\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}")
+    return conn
+
+
+def clone_database(source: warehouse.Connection, name: str | None = None) -> warehouse.Connection:
+    """A copy of `source` (a template clone: fast, isolated). Drop it with `drop_database`."""
+    name = name or f"clone_{uuid.uuid4().hex[:10]}"
+    admin = source.with_dbname("postgres")
+    with psycopg.connect(admin.url, autocommit=True) as pg:
+        # A template must have no other sessions while it is copied.
+        pg.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s and pid <> pg_backend_pid()",
+            [source.dbname],
+        )
+        pg.execute(f'create database "{name}" template "{source.dbname}"')
+    return source.with_dbname(name)
+
+
+def drop_database(conn: warehouse.Connection) -> None:
+    admin = conn.with_dbname("postgres")
+    with psycopg.connect(admin.url, autocommit=True) as pg:
+        pg.execute(f'drop database if exists "{conn.dbname}" with (force)')
+
+
+def published_checksums(conn: warehouse.Connection, schemas: str = r"^(marts.*|ml|reference)$") -> dict[str, str]:
+    """md5 of every published table's rows in a total order (all columns), keyed by table name."""
+    sums = {}
+    with psycopg.connect(conn.url) as pg:
+        tables = pg.execute(
+            "select table_schema, table_name from information_schema.tables"
+            " where table_schema ~ %s and table_type = 'BASE TABLE' order by 1, 2",
+            [schemas],
+        ).fetchall()
+        for schema, table in tables:
+            sums[f"{schema}.{table}"] = pg.execute(
+                f'select md5(coalesce(string_agg(row_text, E\'\\n\' order by row_text), \'\'))'
+                f' from (select t::text as row_text from "{schema}"."{table}" as t) as rows'
+            ).fetchone()[0]
+    return sums
