@@ -27,6 +27,16 @@ warehouse_app = typer.Typer(
 app.add_typer(warehouse_app, name="warehouse")
 
 
+def _mount_subcommands() -> None:
+    """Stage commands that live beside their code (ml/, ...), mounted under one entry point."""
+    from gridcredit.ml.scorecard.cli import app as scorecard_app
+
+    app.add_typer(scorecard_app, name="scorecard", help="Train an application scorecard on any labelled table.")
+
+
+_mount_subcommands()
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
     console.print(f"[bold red]error:[/] {message}", highlight=False)
     return typer.Exit(code)
