@@ -338,25 +338,28 @@ class EmbeddedServer:
         tail = self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
         raise WarehouseError(f"the warehouse did not start:\n{result.stderr}\n{tail}")
 
-    def _remove_stale_pid_file(self) -> None:
-        """Drop postmaster.pid when its process is gone or a zombie.
+    def _remove_stale_pid_file(self, wait_s: float = 15.0) -> None:
+        """Drop postmaster.pid when its process is gone, a zombie, or not a postgres process.
 
         After `kill -9` the postmaster may linger as a zombie where nothing reaps orphans (as in
         containers); PostgreSQL's own check (kill(pid, 0)) then thinks it still runs and refuses
-        to start. A live postgres process is left alone.
+        to start. A process still tearing down is waited for; a live, answering server is never
+        touched (start() only gets here when no connection succeeds).
         """
         pid_file = self.data_dir / "postmaster.pid"
-        try:
-            pid = int(pid_file.read_text().splitlines()[0])
-        except (FileNotFoundError, IndexError, ValueError):
-            return
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except FileNotFoundError:
-            status = ""
-        state = next((line.split()[1] for line in status.splitlines() if line.startswith("State:")), "")
-        if not status or state in ("Z", "X"):
-            pid_file.unlink(missing_ok=True)
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                pid = int(pid_file.read_text().splitlines()[0])
+            except (FileNotFoundError, IndexError, ValueError):
+                return
+            state = _process_state(pid)
+            if state in (None, "Z", "X") or not _is_postgres(pid):
+                pid_file.unlink(missing_ok=True)
+                return
+            if time.monotonic() > deadline or self.is_alive():
+                return
+            time.sleep(0.2)
 
     def _ensure_database(self) -> None:
         admin = self.connection().with_dbname("postgres")
@@ -381,6 +384,22 @@ class EmbeddedServer:
             ]
         )
         return result.returncode == 0
+
+
+def _process_state(pid: int) -> str | None:
+    """The one-letter state from /proc (R, S, D, Z, ...), or None if there is no such process."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return next((line.split()[1] for line in status.splitlines() if line.startswith("State:")), None)
+
+
+def _is_postgres(pid: int) -> bool:
+    try:
+        return b"postgres" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 def _port_in_use(port: int) -> bool:
