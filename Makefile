@@ -15,7 +15,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # platformdirs (pulled in by dbt and the postgres wheel) warns when this is unset.
 export XDG_RUNTIME_DIR ?= /tmp/gridcredit-runtime-$(shell id -u)
 
-.PHONY: help install demo test lint docs bench bench-ingest bench-transform warehouse-start warehouse-stop clean system-packages
+.PHONY: help install superset-venv demo test lint docs bench bench-ingest bench-transform warehouse-start warehouse-stop clean system-packages
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}'
@@ -28,7 +28,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-install: $(BIN)/.installed ## Create .venv and install gridcredit with its development tools
+superset-venv: ## Create .venv-superset (Superset's pins clash with the pipeline's)
+	PYTHON=$(PYTHON) bash superset/install.sh
+
+install: $(BIN)/.installed superset-venv ## Create .venv and .venv-superset with everything the project needs
 
 system-packages: ## Install the system packages the tests need (apt as root; otherwise print the command)
 	@scripts/provision-system-packages.sh

@@ -29,9 +29,17 @@ app.add_typer(warehouse_app, name="warehouse")
 
 def _mount_subcommands() -> None:
     """Stage commands that live beside their code (ml/, ...), mounted under one entry point."""
+    from gridcredit.decisions.cli import export_app, override_app, policy_app, report_app
+    from gridcredit.ml.cli import app as ml_app
     from gridcredit.ml.scorecard.cli import app as scorecard_app
 
     app.add_typer(scorecard_app, name="scorecard", help="Train an application scorecard on any labelled table.")
+    # `score` and `validate` become top-level commands.
+    app.add_typer(ml_app)
+    app.add_typer(override_app, name="override")
+    app.add_typer(export_app, name="export")
+    app.add_typer(policy_app, name="policy")
+    app.add_typer(report_app, name="report")
 
 
 _mount_subcommands()

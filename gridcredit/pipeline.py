@@ -1,7 +1,7 @@
 """`gridcredit run`: every stage after generation, in order, with a run ledger.
 
-Stages: ingest (when --data is given) -> dbt (seeds, models, tests) -> summary. Later stages (ML
-scoring, dashboards) are appended here as they land; a stage only exists once it does real work.
+Stages: ingest (when --data is given) -> dbt (seeds, models up to the feature mart, their tests)
+-> score (ML models, published to `ml`) -> dbt_after_scoring (marts that use scores) -> summary.
 Each run and stage is recorded in ``ops.pipeline_runs`` / ``ops.pipeline_stage_runs``.
 """
 
@@ -103,15 +103,17 @@ def _stage_ingest(conn: warehouse.Connection, data: Path, encoding: str | None, 
     return str(summary)
 
 
-def dbt_build_commands() -> list[list[str]]:
-    """The dbt invocations of a pipeline run (seeds are configuration, so they load first)."""
-    return [["seed"], ["build", "--exclude", "resource_type:seed"]]
+# dbt phases around the ML step (selectors in dbt_project/selectors.yml): seeds are configuration
+# and load first; the ML step reads the feature mart built before it and its tables come back as
+# dbt sources for the marts that use scores.
+DBT_BEFORE_SCORING = [["seed"], ["build", "--selector", "before_scoring", "--exclude", "resource_type:seed"]]
+DBT_AFTER_SCORING = [["build", "--selector", "after_scoring"]]
 
 
-def _stage_dbt(conn: warehouse.Connection, console: Console) -> str:
+def _stage_dbt(conn: warehouse.Connection, console: Console, phases: list[list[str]]) -> str:
     from gridcredit.cli import run_dbt
 
-    for args in dbt_build_commands():
+    for args in phases:
         console.print(f"[bold]dbt {' '.join(args)}[/]")
         code = run_dbt(args, conn)
         if code != 0:
@@ -119,7 +121,14 @@ def _stage_dbt(conn: warehouse.Connection, console: Console) -> str:
                 f"`dbt {' '.join(args)}` failed (exit {code}); see its output above and "
                 f"{settings.DBT_PROJECT_DIR / 'logs' / 'dbt.log'}"
             )
-    return "dbt seed + build succeeded"
+    return "; ".join(f"dbt {' '.join(args)}" for args in phases)
+
+
+def _stage_score(conn: warehouse.Connection, console: Console) -> str:
+    from gridcredit.ml.scoring import score_all
+
+    result = score_all(conn, console)
+    return str(result)[:2000]
 
 
 def _summary(conn: warehouse.Connection) -> list[tuple[str, int]]:
@@ -150,8 +159,9 @@ def run_pipeline(
         if not (data / "manifest.json").exists():
             raise PipelineError(f"{data} holds no manifest.json: not an extract folder")
         stages.append(("ingest", lambda: _stage_ingest(conn, data, encoding, console)))
-    if (settings.DBT_PROJECT_DIR / "dbt_project.yml").exists():
-        stages.append(("dbt", lambda: _stage_dbt(conn, console)))
+    stages.append(("dbt", lambda: _stage_dbt(conn, console, DBT_BEFORE_SCORING)))
+    stages.append(("score", lambda: _stage_score(conn, console)))
+    stages.append(("dbt_after_scoring", lambda: _stage_dbt(conn, console, DBT_AFTER_SCORING)))
 
     ledger = RunLedger(conn, "run", data)
     results: list[StageResult] = []

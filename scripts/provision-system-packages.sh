@@ -6,6 +6,10 @@ set -euo pipefail
 missing=()
 # Debian's PostgreSQL 15 server: a marked subset of the tests also runs against it.
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
+# Debian's Chromium: the BI tests drive it headless with Playwright (playwright cannot download browsers here).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+# A CJK font, so region names (Chinese) render in the dashboards' screenshots instead of empty boxes.
+[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -196,3 +196,23 @@ def test_debian_postgresql_15_serves_as_warehouse(pg15_warehouse):
     with psycopg.connect(pg15_warehouse.url) as pg:
         assert pg.execute("show server_version_num").fetchone()[0].startswith("15")
         assert pg.execute("show listen_addresses").fetchone()[0] == "127.0.0.1"
+
+
+@pytest.mark.pg15
+def test_ingest_on_debian_postgresql_15(pg15_warehouse, tmp_path):
+    """Ingestion's SQL (partitions, validation helpers, ledger) runs on the oldest supported family."""
+    import json
+
+    from gridcredit.ingestion.loader import ingest_directory
+    from gridcredit.ingestion.simulator import generate
+
+    generate(tmp_path / "extract", customers=60, months=3, seed=3)
+    manifest = json.loads((tmp_path / "extract" / "manifest.json").read_text())
+    summary = ingest_directory(tmp_path / "extract", conn=pg15_warehouse)
+    assert summary.ok
+    again = ingest_directory(tmp_path / "extract", conn=pg15_warehouse)
+    assert not again.loaded
+    with psycopg.connect(pg15_warehouse.url) as pg:
+        for entry in manifest["files"].values():
+            count = pg.execute(f'select count(*) from "raw_{entry["system"]}"."{entry["table"]}"').fetchone()[0]
+            assert count == entry["rows"], entry

@@ -1,0 +1,27 @@
+{#-
+    `select * from` a source table, or an empty relation with the given columns when the table does not
+    exist yet. For sources written by a later pipeline stage (the ML step's `ml.*`): before the first
+    `gridcredit score` the models reading them build empty instead of failing, and the lineage to the
+    source stays (source() is always called).
+
+    columns: list of "name type" strings, e.g. ["customer_id text", "score integer"].
+-#}
+{% macro source_or_empty(source_name, table_name, columns) -%}
+    {{ return(adapter.dispatch('source_or_empty', 'gridcredit')(source_name, table_name, columns)) }}
+{%- endmacro %}
+
+{% macro default__source_or_empty(source_name, table_name, columns) -%}
+    {%- set relation = source(source_name, table_name) -%}
+    {%- if execute and load_relation(relation) is none -%}
+    (
+        select
+            {%- for column in columns %}
+            {%- set parts = column.split(' ', 1) %}
+            cast(null as {{ parts[1] }}) as {{ parts[0] }}{{ ',' if not loop.last }}
+            {%- endfor %}
+        where 1 = 0
+    ) as {{ table_name }}_not_yet_written
+    {%- else -%}
+    {{ relation }}
+    {%- endif -%}
+{%- endmacro %}

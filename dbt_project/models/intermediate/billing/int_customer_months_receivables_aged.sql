@@ -1,0 +1,243 @@
+-- What each customer owed at each month end, as known then: one row per customer per month.
+--
+-- Running totals per customer: receivable bills issued, bills past their due date (and more than
+-- 30/60/90 days past it), and credits (payments net of reversals as they happened, credit notes).
+-- Payments go to the oldest due bills first, so the overdue amount is the part of the overdue
+-- bills the credits do not cover: greatest(overdue billed - credited, 0); the same for each aging
+-- threshold. Days past due: age of the oldest bill not covered by credits plus the tolerance, found
+-- on one sorted line of bill ends and month-end credit positions (no customer x bill join).
+-- Amounts dated before a customer's first row count in that first row.
+with
+
+spine as (
+
+    select * from {{ ref('int_customer_months_spined') }}
+
+),
+
+bills as (
+
+    select * from {{ ref('int_bills_sequenced') }}
+
+),
+
+credits as (
+
+    select * from {{ ref('int_credits_unioned') }}
+
+),
+
+all_bills as (
+
+    select * from {{ ref('stg_billing__bills') }}
+
+),
+
+policy as (
+
+    select * from {{ ref('config_arrears_policy') }}
+
+),
+
+first_months as (
+
+    select
+        spine.customer_id,
+        min(spine.month_start_date) as first_month
+    from spine
+    group by spine.customer_id
+
+),
+
+entries as (
+
+    {%- set measures = [
+        ('billed_month', 'receivable_billed_amount'),
+        ('overdue_over_0_days_month', 'overdue_billed_amount'),
+        ('overdue_over_30_days_month', 'overdue_over_30_days_billed_amount'),
+        ('overdue_over_60_days_month', 'overdue_over_60_days_billed_amount'),
+        ('overdue_over_90_days_month', 'overdue_over_90_days_billed_amount'),
+    ] %}
+    {%- for month_column, measure in measures %}
+    select
+        bills.customer_id,
+        bills.{{ month_column }} as entry_month,
+        '{{ measure }}' as measure,
+        bills.bill_amount as amount
+    from bills
+    union all
+    {%- endfor %}
+    select
+        credits.customer_id,
+        credits.credit_month as entry_month,
+        'credited_amount' as measure,
+        credits.credit_amount as amount
+    from credits
+    union all
+    select
+        credits.customer_id,
+        credits.credit_month as entry_month,
+        'collected_amount' as measure,
+        credits.credit_amount as amount
+    from credits
+    where credits.credit_kind in ('payment', 'reversal')
+    union all
+    select
+        all_bills.customer_id,
+        {{ gridcredit.month_start('all_bills.issue_date') }} as entry_month,
+        'billed_amount' as measure,
+        all_bills.bill_amount as amount
+    from all_bills
+    where all_bills.bill_status <> 'cancelled'
+    union all
+    select
+        all_bills.customer_id,
+        {{ gridcredit.month_start('all_bills.issue_date') }} as entry_month,
+        'billed_kwh' as measure,
+        all_bills.billed_kwh as amount
+    from all_bills
+    where all_bills.bill_status <> 'cancelled'
+
+),
+
+monthly_entries as (
+
+    select
+        entries.customer_id,
+        greatest(entries.entry_month, first_months.first_month) as month_start_date,
+        {%- for measure in ['billed_amount', 'billed_kwh', 'collected_amount', 'credited_amount'] + measures | map(attribute=1) | list %}
+        sum(case when entries.measure = '{{ measure }}' then entries.amount else 0 end) as {{ measure }},
+        {%- endfor %}
+        count(*) as entry_count
+    from entries
+    inner join first_months
+        on entries.customer_id = first_months.customer_id
+    group by entries.customer_id, greatest(entries.entry_month, first_months.first_month)
+
+),
+
+bills_due as (
+
+    select
+        bills.customer_id,
+        bills.due_month as month_start_date,
+        count(*) as bills_due_count,
+        sum(case when bills.is_paid_by_due_date then 1 else 0 end) as bills_paid_on_time_count
+    from bills
+    group by bills.customer_id, bills.due_month
+
+),
+
+cumulated as (
+
+    select
+        spine.customer_id,
+        spine.month_start_date,
+        spine.month_end_date,
+        coalesce(monthly_entries.billed_amount, 0) as billed_amount,
+        coalesce(monthly_entries.billed_kwh, 0) as billed_kwh,
+        coalesce(monthly_entries.collected_amount, 0) as collected_amount,
+        coalesce(bills_due.bills_due_count, 0) as bills_due_count,
+        {%- for measure in ['credited_amount'] + measures | map(attribute=1) | list %}
+        sum(coalesce(monthly_entries.{{ measure }}, 0)) over customer_history as {{ measure }}_to_date,
+        {%- endfor %}
+        coalesce(bills_due.bills_paid_on_time_count, 0) as bills_paid_on_time_count
+    from spine
+    left join monthly_entries
+        on
+            spine.customer_id = monthly_entries.customer_id
+            and spine.month_start_date = monthly_entries.month_start_date
+    left join bills_due
+        on
+            spine.customer_id = bills_due.customer_id
+            and spine.month_start_date = bills_due.month_start_date
+    window customer_history as (
+        partition by spine.customer_id
+        order by spine.month_start_date
+        rows between unbounded preceding and current row
+    )
+
+),
+
+-- bill ends and month-end credit positions on one line per customer, highest first: for a month
+-- end, the bills above its position are those not covered; the oldest due among them is the
+-- running minimum of due dates (at equal positions the month comes first: a bill exactly covered
+-- is paid)
+positions as (
+
+    select
+        cumulated.customer_id,
+        cumulated.month_start_date,
+        cumulated.credited_amount_to_date + policy.arrears_tolerance_amount as position_amount,
+        0 as position_order,
+        cast(null as date) as due_date
+    from cumulated
+    cross join policy
+
+    union all
+
+    select
+        bills.customer_id,
+        cast(null as date) as month_start_date,
+        bills.billed_through_amount as position_amount,
+        1 as position_order,
+        bills.due_date
+    from bills
+
+),
+
+oldest_unpaid as (
+
+    select
+        positions.customer_id,
+        positions.month_start_date,
+        positions.position_order,
+        min(positions.due_date) over (
+            partition by positions.customer_id
+            order by positions.position_amount desc, positions.position_order asc, positions.month_start_date asc
+            rows between unbounded preceding and current row
+        ) as oldest_unpaid_due_date
+    from positions
+
+),
+
+final as (
+
+    select
+        cumulated.customer_id,
+        cumulated.month_start_date,
+        cumulated.billed_amount,
+        cumulated.billed_kwh,
+        cumulated.collected_amount,
+        greatest(cumulated.receivable_billed_amount_to_date - cumulated.credited_amount_to_date, 0)
+            as receivable_balance_amount,
+        greatest(cumulated.credited_amount_to_date - cumulated.receivable_billed_amount_to_date, 0)
+            as credit_balance_amount,
+        greatest(cumulated.overdue_billed_amount_to_date - cumulated.credited_amount_to_date, 0)
+            as arrears_amount,
+        {%- for days in [30, 60, 90] %}
+        greatest(cumulated.overdue_over_{{ days }}_days_billed_amount_to_date - cumulated.credited_amount_to_date, 0)
+            as arrears_over_{{ days }}_days_amount,
+        {%- endfor %}
+        greatest(cumulated.overdue_billed_amount_to_date - cumulated.credited_amount_to_date, 0)
+        > policy.arrears_tolerance_amount as is_in_arrears,
+        case
+            when
+                greatest(cumulated.overdue_billed_amount_to_date - cumulated.credited_amount_to_date, 0)
+                > policy.arrears_tolerance_amount
+                then {{ gridcredit.days_between('oldest_unpaid.oldest_unpaid_due_date', 'cumulated.month_end_date') }}
+            else 0
+        end as days_past_due,
+        cumulated.bills_due_count,
+        cumulated.bills_paid_on_time_count
+    from cumulated
+    inner join oldest_unpaid
+        on
+            cumulated.customer_id = oldest_unpaid.customer_id
+            and cumulated.month_start_date = oldest_unpaid.month_start_date
+            and oldest_unpaid.position_order = 0
+    cross join policy
+
+)
+
+select * from final

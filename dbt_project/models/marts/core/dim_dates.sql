@@ -1,0 +1,27 @@
+-- Calendar: one row per day from var('calendar_start_date') to var('calendar_end_date').
+with
+
+days as (
+
+    select * from {{ ref('int_calendar_days_spined') }}
+
+),
+
+final as (
+
+    select
+        days.date_day,
+        days.month_start_date,
+        days.month_end_date,
+        cast({{ dbt.date_trunc('year', 'days.date_day') }} as date) as year_start_date,
+        cast({{ dbt.date_trunc('quarter', 'days.date_day') }} as date) as quarter_start_date,
+        cast(extract(year from days.date_day) as integer) as calendar_year,
+        cast(extract(month from days.date_day) as integer) as calendar_month,
+        cast(extract(day from days.date_day) as integer) as day_of_month,
+        cast(extract(isodow from days.date_day) as integer) as iso_day_of_week,
+        days.date_day = days.month_end_date as is_month_end
+    from days
+
+)
+
+select * from final

@@ -1,0 +1,95 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='as_of_month',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
+-- ML features: one row per customer per as-of month, only information available at that month
+-- end (the customer-month's as-of facts and the indicators; nothing from the payment allocation,
+-- which re-allocates history when a later reversal arrives). Labels are in
+-- fct_customer_month_labels, never here. tests/test_dbt.py proves it: a later payment, bill or
+-- reading changes no earlier row.
+{%- set reprocess_from = gridcredit.reprocess_from_month(ref('int_load_ledger_months')) %}
+
+with
+
+customer_months as (
+
+    select * from {{ ref('fct_customer_months') }}
+    where {{ gridcredit.reprocess_filter('month_start_date', reprocess_from) }}
+
+),
+
+indicators as (
+
+    select * from {{ ref('fct_customer_month_indicators') }}
+    where {{ gridcredit.reprocess_filter('month_start_date', reprocess_from) }}
+
+),
+
+final as (
+
+    select
+        customer_months.customer_month_id,
+        customer_months.customer_id,
+        customer_months.month_start_date as as_of_month,
+        customer_months.month_end_date as as_of_date,
+        customer_months.customer_kind,
+        customer_months.region_code,
+        customer_months.industry_code,
+        customer_months.customer_type,
+        customer_months.voltage_level,
+        customer_months.tariff_code,
+        customer_months.settlement_method,
+        customer_months.payment_method,
+        customer_months.contract_capacity_kva,
+        customer_months.is_account_open,
+        customer_months.tenure_months,
+        customer_months.billed_amount,
+        customer_months.collected_amount,
+        customer_months.receivable_balance_amount,
+        customer_months.credit_balance_amount,
+        customer_months.arrears_amount,
+        customer_months.is_in_arrears,
+        customer_months.days_past_due,
+        customer_months.max_days_past_due_12m,
+        customer_months.arrears_over_90_days_amount,
+        customer_months.is_paid_on_time,
+        customer_months.dunning_notice_count,
+        customer_months.disconnection_count,
+        customer_months.prepaid_balance_amount,
+        customer_months.deposit_balance_amount,
+        customer_months.consumption_kwh,
+        customer_months.missing_reading_days,
+        customer_months.zero_reading_days,
+        customer_months.consumption_vs_baseline_ratio,
+        customer_months.consumption_vs_peers_ratio,
+        customer_months.confirmed_theft_count_to_date,
+        customer_months.is_dishonest_debtor,
+        customer_months.registered_capital_amount,
+        indicators.on_time_payment_rate_12m,
+        indicators.months_in_arrears_12m,
+        indicators.arrears_to_billed_12m_ratio,
+        indicators.collected_to_billed_12m_ratio,
+        indicators.consumption_vs_baseline_3m_ratio,
+        indicators.consumption_vs_peers_3m_ratio,
+        indicators.zero_reading_day_rate_3m,
+        indicators.consumption_volatility_12m,
+        indicators.billed_amount_12m,
+        indicators.value_tier,
+        indicators.deposit_to_monthly_billed_ratio,
+        indicators.theft_or_violation_count_24m,
+        indicators.tamper_event_count_12m,
+        indicators.legal_event_count_12m,
+        indicators.industry_activity_index,
+        indicators.industry_activity_yoy_ratio,
+        customer_months.source_load_id
+    from customer_months
+    inner join indicators
+        on customer_months.customer_month_id = indicators.customer_month_id
+
+)
+
+select * from final

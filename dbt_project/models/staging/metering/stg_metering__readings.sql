@@ -1,0 +1,42 @@
+{#- Exception to staging views (docs/decisions/0013-incremental-staging-for-large-tables.md): one
+    of the three large, ever-growing extracts. As a view its dedupe (a sort of every load) ran again
+    in every model and test that reads it; as an incremental table each load is deduplicated once,
+    and a later load's rows replace the earlier version of their key (delete+insert on the key). -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key=['meter_id', 'reading_date'],
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        post_hook='analyze {{ this }}',
+        indexes=[{'columns': ['reading_date'], 'type': 'brin'}],
+    )
+}}
+with
+
+source as (
+
+    select * from {{ source('metering', 'readings') }}
+    {{ gridcredit.new_loads_only() }}
+
+),
+
+deduplicated as (
+
+    {{ gridcredit.latest_load_per_key('source', ['meter_id', 'reading_date']) }}
+
+),
+
+renamed as (
+
+    select
+        deduplicated.meter_id,
+        cast(nullif(deduplicated.reading_date, '') as date) as reading_date,
+        cast(nullif(deduplicated.kwh, '') as numeric(18, 3)) as consumption_kwh,
+        deduplicated.quality as reading_quality,
+        deduplicated._load_id as load_id
+    from deduplicated
+
+)
+
+select * from renamed

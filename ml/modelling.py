@@ -1,0 +1,144 @@
+"""What every model shares: the training plan (out-of-time split, rows, fingerprint)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from gridcredit.ml.features import MONTH_INDEX, Dataset, fingerprint_frame, month_from_index
+from gridcredit.ml.splits import InsufficientHistory, TimeSplit, out_of_time_split, sample_rows
+
+
+@dataclass
+class Plan:
+    """How one model version is trained and tested: which months and rows, on what data."""
+
+    model_name: str
+    split: TimeSplit
+    label_column: str | None
+    train_rows: np.ndarray
+    validation_rows: np.ndarray
+    test_rows: np.ndarray
+    features: list[str]
+    data_fingerprint: str
+    parameters: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def learned_months(self) -> set[int]:
+        return set(self.split.train) | set(self.split.validation)
+
+
+def labelled_plan(
+    ds: Dataset, cfg: dict, model_name: str, role: str, features: list[str], use_validation: bool = True
+) -> Plan:
+    """Out-of-time plan for a classifier learning label ``role``.
+
+    Raises
+    ------
+    InsufficientHistory
+        The label is absent, too few months are labelled, or too few rows/positives.
+    """
+    disc = cfg["discipline"]
+    horizon = int(cfg["inputs"]["label_horizon_months"][role])
+    column = ds.labels.get(role)
+    if column is None:
+        raise InsufficientHistory(f"label column {cfg['inputs']['labels'][role]!r} ({role}) not found")
+    if not features:
+        raise InsufficientHistory("no feature columns")
+    months = ds.labelled_months(role, horizon)
+    split = out_of_time_split(
+        months,
+        disc["train_months"],
+        disc["validation_months"],
+        disc["test_months"],
+        disc["min_train_months"],
+        use_validation=use_validation,
+    )
+    frame = ds.frame
+    has_label = frame[column].notna().to_numpy()
+    month = frame[MONTH_INDEX].to_numpy()
+
+    def rows(part):
+        return np.flatnonzero(has_label & np.isin(month, part))
+
+    train = sample_rows(rows(split.train), int(disc["max_train_rows"]), int(disc["seed"]))
+    validation, test = rows(split.validation), rows(split.test)
+    y = frame[column].to_numpy(dtype=float)
+    positives = int(np.nansum(y[train]))
+    if len(train) < int(disc.get("min_train_rows", 1)) or positives < int(disc["min_positives"]):
+        raise InsufficientHistory(
+            f"{len(train)} training rows with {positives} positive '{column}' cases; at least "
+            f"{disc.get('min_train_rows', 1)} rows and {disc['min_positives']} positives needed"
+        )
+    if len(test) == 0 or np.nanmin(y[test]) == np.nanmax(y[test]):
+        raise InsufficientHistory(f"the test months have a single class of '{column}': cannot test")
+    features, dropped = usable_features(frame, train, features)
+    if not features:
+        raise InsufficientHistory("every feature is missing in the training months")
+    used = frame.iloc[np.concatenate([train, validation, test])][[ds.customer_col, ds.month_col, column, *features]]
+    notes = [f"features without any value in the training months left out: {', '.join(dropped)}"] if dropped else []
+    return Plan(
+        model_name=model_name,
+        split=split,
+        label_column=column,
+        train_rows=train,
+        validation_rows=validation,
+        test_rows=test,
+        features=list(features),
+        data_fingerprint=fingerprint_frame(used.reset_index(drop=True)),
+        notes=notes,
+    )
+
+
+def usable_features(frame: pd.DataFrame, rows: np.ndarray, features: list[str]) -> tuple[list[str], list[str]]:
+    """Features with at least one value in ``rows`` (an all-missing column carries nothing)."""
+    values = frame.iloc[rows][features]
+    present = values.notna().any(axis=0)
+    return [f for f in features if present[f]], [f for f in features if not present[f]]
+
+
+def run_identity(model_name: str, plan: Plan, code_fingerprint: str, config_fingerprint: str) -> dict:
+    """Run key (model + training window + fingerprint of data and code) and the names derived from it."""
+    first, last = plan.split.train_window
+    fingerprint = hashlib.sha256(
+        f"{model_name}|{plan.data_fingerprint}|{code_fingerprint}|{config_fingerprint}".encode()
+    ).hexdigest()
+    short = fingerprint[:10]
+    return {
+        "run_id": f"{model_name}-{first:%Y%m}-{last:%Y%m}-{short}",
+        "model_version": f"{last:%Y%m}.{short[:8]}",
+        "fingerprint": fingerprint,
+        "train_window_first_month": first.date(),
+        "train_window_last_month": last.date(),
+    }
+
+
+def months_as_dates(months) -> list:
+    return [month_from_index(m).date() for m in months]
+
+
+def xy(ds: Dataset, rows: np.ndarray, features: list[str], label: str | None = None):
+    """Feature matrix (float64) and optionally the label of the given row positions."""
+    X = ds.frame.iloc[rows][features].to_numpy(dtype=float)
+    if label is None:
+        return X
+    return X, ds.frame.iloc[rows][label].to_numpy(dtype=float)
+
+
+def month_rows(ds: Dataset, months) -> np.ndarray:
+    return np.flatnonzero(ds.frame[MONTH_INDEX].isin(list(months)).to_numpy())
+
+
+def output_keys(ds: Dataset, rows: np.ndarray) -> pd.DataFrame:
+    part = ds.frame.iloc[rows]
+    return pd.DataFrame(
+        {
+            "customer_id": part[ds.customer_col].to_numpy(),
+            "as_of_month": part[ds.month_col].dt.date.to_numpy(),
+            MONTH_INDEX: part[MONTH_INDEX].to_numpy(),
+        }
+    )

@@ -1,0 +1,156 @@
+"""Model registry: run records, the current version of each model, artifacts, the promotion gate."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+ML_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def code_fingerprint(root: Path = ML_PACKAGE_DIR) -> str:
+    """sha256 over the ML package's Python sources (path and content), in path order."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    promote: bool
+    reason: str
+
+
+def promotion_decision(
+    new_value: float | None,
+    current_value: float | None,
+    metric: str,
+    higher_is_better: bool,
+    tolerance: float,
+    has_current: bool = True,
+) -> GateDecision:
+    """Whether a new model version replaces the current one.
+
+    The new version is promoted unless its out-of-time ``metric`` is worse than the current
+    version's (scored on the same test rows) by more than ``tolerance`` (absolute for AUC and
+    precision; relative for error ratios, where ``higher_is_better`` is False).
+
+    Parameters
+    ----------
+    new_value, current_value : float or None
+        Metric of the new and of the current version on the new test months.
+    metric : str
+        Name used in the reason.
+    higher_is_better : bool
+        True for AUC / precision, False for errors.
+    tolerance : float
+        Allowed deterioration.
+    has_current : bool
+        False when there is no current version (the first one is always promoted).
+    """
+    if not has_current:
+        return GateDecision(True, "first version of this model")
+    if new_value is None:
+        return GateDecision(False, f"kept the current version: the new version has no {metric} on its test months")
+    if current_value is None:
+        return GateDecision(
+            True,
+            f"promoted: the current version cannot be measured on the new test months (new {metric} {new_value:.4f})",
+        )
+    if higher_is_better:
+        floor = current_value - tolerance
+        if new_value >= floor:
+            return GateDecision(
+                True, f"promoted: {metric} {new_value:.4f} vs current {current_value:.4f} (tolerance {tolerance})"
+            )
+        return GateDecision(
+            False,
+            f"kept the current version: new {metric} {new_value:.4f} is worse than "
+            f"current {current_value:.4f} by more than {tolerance}",
+        )
+    ceiling = current_value * (1 + tolerance)
+    if new_value <= ceiling:
+        return GateDecision(
+            True, f"promoted: {metric} {new_value:.4f} vs current {current_value:.4f} (tolerance {tolerance:.0%})"
+        )
+    return GateDecision(
+        False,
+        f"kept the current version: new {metric} {new_value:.4f} is worse than "
+        f"current {current_value:.4f} by more than {tolerance:.0%}",
+    )
+
+
+def get_run(pg: psycopg.Connection, run_id: str) -> dict | None:
+    row = pg.execute(
+        "select run_id, model_name, model_version, status, status_reason, metrics, parameters, created_at, "
+        "is_current, compared_with_run_id from ml.model_runs where run_id = %s",
+        [run_id],
+    ).fetchone()
+    if row is None:
+        return None
+    keys = (
+        "run_id",
+        "model_name",
+        "model_version",
+        "status",
+        "status_reason",
+        "metrics",
+        "parameters",
+        "created_at",
+        "is_current",
+        "compared_with_run_id",
+    )
+    return dict(zip(keys, row, strict=True))
+
+
+def current_run(pg: psycopg.Connection, model_name: str) -> dict | None:
+    """The version currently used to score new months (null if none was promoted)."""
+    row = pg.execute("select run_id from ml.model_runs where model_name = %s and is_current", [model_name]).fetchone()
+    return get_run(pg, row[0]) if row else None
+
+
+def load_artifact(pg: psycopg.Connection, run_id: str):
+    row = pg.execute("select artifact, artifact_sha256 from ml.model_artifacts where run_id = %s", [run_id]).fetchone()
+    if row is None:
+        return None
+    blob = bytes(row[0])
+    if hashlib.sha256(blob).hexdigest() != row[1]:
+        raise RuntimeError(f"artifact of {run_id} does not match its checksum")
+    return pickle.loads(blob)  # noqa: S301 - written by this package only, in the warehouse
+
+
+def dump_artifact(model) -> tuple[bytes, str]:
+    blob = pickle.dumps(model, protocol=5)
+    return blob, hashlib.sha256(blob).hexdigest()
+
+
+def start_attempt(log: psycopg.Connection, model_name: str, run_id: str | None) -> int:
+    return log.execute(
+        "insert into ml.model_run_attempts (model_name, run_id) values (%s, %s) returning attempt_id",
+        [model_name, run_id],
+    ).fetchone()[0]
+
+
+def finish_attempt(
+    log: psycopg.Connection, attempt_id: int, outcome: str, message: str | None, run_id: str | None = None
+) -> None:
+    log.execute(
+        "update ml.model_run_attempts set finished_at = now(), outcome = %s, message = %s, "
+        "run_id = coalesce(%s, run_id) where attempt_id = %s",
+        [outcome, (message or "")[:4000] or None, run_id, attempt_id],
+    )
+
+
+def close_interrupted_attempts(log: psycopg.Connection) -> None:
+    log.execute(
+        "update ml.model_run_attempts set outcome = 'interrupted', finished_at = coalesce(finished_at, now()) "
+        "where outcome = 'running'"
+    )

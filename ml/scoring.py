@@ -1,0 +1,638 @@
+"""`gridcredit score`: train (or reuse), gate, score, monitor and publish every model in one go.
+
+For each model: plan an out-of-time split on the feature mart, derive the run key (model +
+training window + fingerprint of data, code and configuration), reuse the stored model of an
+identical promoted run or train a new one, evaluate it on the test months, compare it with the
+current version on the same rows (promotion gate), and score the as-of months that have no
+published rows yet (the last ``backfill_months`` on the first run) with whichever version is
+current. Everything is staged in ``ml__build`` and published by one atomic switch.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from psycopg import sql
+from rich.console import Console
+from rich.table import Table
+from threadpoolctl import threadpool_limits
+
+from gridcredit import warehouse
+from gridcredit.ml import arrears, consumption, credit, theft
+from gridcredit.ml import metrics as M
+from gridcredit.ml.config import MODEL_NAMES, config_fingerprint, load_config
+from gridcredit.ml.features import MONTH_INDEX, Dataset, load_dataset, month_index, read_sql_frame, table_exists
+from gridcredit.ml.modelling import Plan, run_identity
+from gridcredit.ml.monitoring import grade_bad_rate, psi_month_over_month
+from gridcredit.ml.registry import (
+    GateDecision,
+    close_interrupted_attempts,
+    code_fingerprint,
+    current_run,
+    dump_artifact,
+    finish_attempt,
+    get_run,
+    load_artifact,
+    promotion_decision,
+    start_attempt,
+)
+from gridcredit.ml.schema import ensure_schema
+from gridcredit.ml.splits import InsufficientHistory
+from gridcredit.ml.writeback import BuildArea, Scope
+
+MODULES = {
+    "credit_score": credit,
+    "arrears_warning": arrears,
+    "theft_suspicion": theft,
+    "consumption_forecast": consumption,
+}
+SCORE_COLUMNS = {name: module.SCORE_COLUMN for name, module in MODULES.items()}
+
+
+@dataclass
+class ModelOutcome:
+    model_name: str
+    status: str  # promoted | rejected | skipped
+    reason: str
+    run_id: str | None = None
+    model_version: str | None = None
+    scoring_run_id: str | None = None
+    scoring_model_version: str | None = None
+    trained: bool = False
+    months_scored: list[str] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# -- truth (simulated data only) -----------------------------------------------------------------
+def discover_truth_dir(pg) -> Path | None:
+    """``<extract>/truth`` of the latest loaded extract, when the simulator wrote one."""
+    if not table_exists(pg, "ops.load_ledger"):
+        return None
+    row = pg.execute(
+        "select file_path from ops.load_ledger where status = 'loaded' order by load_id desc limit 1"
+    ).fetchone()
+    pg.commit()
+    if not row or not row[0]:
+        return None
+    candidate = Path(row[0]).parent.parent / "truth"
+    return candidate if (candidate / "customer_months.csv").exists() else None
+
+
+def load_truth(truth_dir: Path | None) -> pd.DataFrame | None:
+    """Simulator truth per customer-month: ``customer_id, m, financial_health, theft_active``."""
+    if truth_dir is None:
+        return None
+    path = Path(truth_dir) / "customer_months.csv"
+    if not path.exists():
+        return None
+    frame = pd.read_csv(path, dtype={"customer_id": str, "month": str})
+    out = pd.DataFrame({"customer_id": frame["customer_id"], "m": month_index(pd.to_datetime(frame["month"] + "-01"))})
+    if "financial_health" in frame:
+        out["financial_health"] = frame["financial_health"].astype(float)
+    for col in ("theft_active", "is_thief"):
+        if col in frame:
+            out[col] = frame[col].astype(str).str.lower().isin(["true", "t", "1"]).astype(float)
+    return out
+
+
+def truth_health_auc(ds: Dataset, rows: np.ndarray, label: str, truth: pd.DataFrame | None) -> float | None:
+    """AUC of the simulator's latent financial health (lower = riskier) for the label: a reference."""
+    if truth is None or "financial_health" not in truth:
+        return None
+    part = ds.frame.iloc[rows]
+    keyed = pd.DataFrame(
+        {
+            "customer_id": part[ds.customer_col].to_numpy(),
+            "m": part[MONTH_INDEX].to_numpy(),
+            "y": part[label].to_numpy(dtype=float),
+        }
+    )
+    merged = keyed.merge(truth[["customer_id", "m", "financial_health"]], on=["customer_id", "m"], how="left")
+    return M.auc(merged["y"], -merged["financial_health"])
+
+
+# -- per model -------------------------------------------------------------------------------------
+class _Context:
+    def __init__(
+        self,
+        pg,
+        log,
+        build: BuildArea,
+        ds: Dataset,
+        cfg: dict,
+        code_fp: str,
+        config_fp: str,
+        truth: pd.DataFrame | None,
+        rescore: bool,
+        started_at: datetime,
+    ):
+        self.pg, self.log, self.build, self.ds, self.cfg = pg, log, build, ds, cfg
+        self.code_fp, self.config_fp, self.truth = code_fp, config_fp, truth
+        self.rescore, self.started_at = rescore, started_at
+        self.long: pd.DataFrame | None = None
+        self.new_rows: dict[str, pd.DataFrame] = {}
+
+
+def _plan(name: str, ctx: _Context) -> Plan:
+    if name == "consumption_forecast":
+        ctx.long = consumption.consumption_frame(ctx.ds, ctx.pg, ctx.cfg)
+        return consumption.plan(ctx.ds, ctx.cfg, ctx.long)
+    return MODULES[name].plan(ctx.ds, ctx.cfg)
+
+
+def _fit(name: str, ctx: _Context, plan: Plan):
+    if name == "consumption_forecast":
+        return consumption.fit(ctx.ds, plan, ctx.cfg, ctx.long)
+    return MODULES[name].fit(ctx.ds, plan, ctx.cfg)
+
+
+def _evaluate(name: str, ctx: _Context, model, plan: Plan) -> tuple[dict, pd.DataFrame]:
+    if name == "consumption_forecast":
+        return consumption.evaluate(model, ctx.ds, plan, ctx.cfg, ctx.long)
+    if name == "theft_suspicion":
+        return theft.evaluate(model, ctx.ds, plan, ctx.cfg, ctx.truth)
+    metrics, deciles = MODULES[name].evaluate(model, ctx.ds, plan, ctx.cfg)
+    health = truth_health_auc(ctx.ds, plan.test_rows, plan.label_column, ctx.truth)
+    if health is not None:
+        metrics["truth_financial_health_auc"] = health
+    return metrics, deciles
+
+
+def _score(name: str, ctx: _Context, model, months) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    if name == "consumption_forecast":
+        return consumption.score(model, ctx.ds, months, ctx.cfg, ctx.long)
+    return MODULES[name].score(model, ctx.ds, months, ctx.cfg)
+
+
+def _published_months(pg, table: str) -> set[int]:
+    rows = pg.execute(sql.SQL("select distinct as_of_month from ml.{}").format(sql.Identifier(table))).fetchall()
+    return {int(month_index([r[0]])[0]) for r in rows}
+
+
+def _months_to_score(name: str, ctx: _Context) -> list[int]:
+    backfill = int(ctx.cfg["discipline"]["backfill_months"])
+    months = ctx.ds.months
+    if name == "consumption_forecast" and ctx.long is not None:
+        months = sorted(set(months) & set(ctx.long["m"].unique().tolist()))
+    window = months[-backfill:]
+    if ctx.rescore:
+        return window
+    published = _published_months(ctx.pg, MODULES[name].OUTPUT_TABLE)
+    return [m for m in window if m not in published]
+
+
+def _scored_at(ctx: _Context, table: str, run_id: str, dates: list) -> dict:
+    rows = ctx.pg.execute(
+        sql.SQL(
+            "select as_of_month, min(scored_at) from ml.{} where run_id = %s and as_of_month = any(%s) group by 1"
+        ).format(sql.Identifier(table)),
+        [run_id, dates],
+    ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def _flatten_metrics(metrics: dict) -> dict[str, float]:
+    flat = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int | float | np.integer | np.floating) and value is not None and np.isfinite(value):
+            flat[key] = float(value)
+        elif isinstance(value, dict):
+            for sub, v in value.items():
+                if isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v):
+                    flat[f"{key}.{sub}"] = float(v)
+    return flat
+
+
+def run_model(name: str, ctx: _Context) -> ModelOutcome:
+    began = time.perf_counter()
+    cfg, pg, build = ctx.cfg, ctx.pg, ctx.build
+    module = MODULES[name]
+    timings: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def lap(step: str) -> None:
+        now = time.perf_counter()
+        timings[step] = round(timings.get(step, 0.0) + now - clock[0], 3)
+        clock[0] = now
+
+    plan = _plan(name, ctx)
+    lap("plan_s")
+    ident = run_identity(name, plan, ctx.code_fp, ctx.config_fp)
+    run_id = ident["run_id"]
+    existing = get_run(pg, run_id)
+    current = current_run(pg, name)
+    pg.commit()
+    model, trained = None, False
+    if existing is not None and existing["status"] == "promoted":
+        model = load_artifact(pg, run_id)
+    if model is None:
+        model = _fit(name, ctx, plan)
+        trained = True
+    lap("fit_s")
+    parameters = plan.parameters if trained or existing is None else existing["parameters"]
+    metrics, deciles = _evaluate(name, ctx, model, plan)
+    metrics["notes"] = list(plan.notes)
+    lap("evaluate_s")
+
+    gate = cfg["discipline"]["promotion"][name]
+    metric = gate["metric"]
+    champion = None
+    if current is None:
+        decision = promotion_decision(
+            metrics.get(metric), None, metric, gate["higher_is_better"], float(gate["tolerance"]), has_current=False
+        )
+    elif current["run_id"] == run_id:
+        # A rerun of the current version: the gate already decided; keep its record as it was.
+        decision = GateDecision(True, existing["status_reason"] if existing else "already the current version")
+        previous = (existing or {}).get("metrics") or {}
+        for key, value in previous.items():
+            if key.startswith("current_version_"):
+                metrics[key] = value
+        metrics["notes"].extend(n for n in previous.get("notes", []) if n.startswith("current version"))
+    else:
+        champion = load_artifact(pg, current["run_id"])
+        champion_value = None
+        if champion is not None:
+            try:
+                champion_metrics, _ = _evaluate(name, ctx, champion, plan)
+                champion_value = champion_metrics.get(metric)
+            except Exception as error:  # an artifact of older code may not fit today's data or code
+                metrics["notes"].append(f"current version could not be evaluated: {type(error).__name__}: {error}")
+        metrics[f"current_version_{metric}"] = champion_value
+        decision = promotion_decision(
+            metrics.get(metric),
+            champion_value,
+            metric,
+            gate["higher_is_better"],
+            float(gate["tolerance"]),
+            has_current=True,
+        )
+    pg.commit()
+    lap("gate_s")
+
+    if decision.promote:
+        scorer, scoring_run, scoring_version = model, run_id, ident["model_version"]
+    elif champion is not None:
+        scorer, scoring_run, scoring_version = champion, current["run_id"], current["model_version"]
+    else:
+        scorer, scoring_run, scoring_version = None, None, None
+
+    outcome = ModelOutcome(
+        model_name=name,
+        status="promoted" if decision.promote else "rejected",
+        reason=decision.reason,
+        run_id=run_id,
+        model_version=ident["model_version"],
+        scoring_run_id=scoring_run,
+        scoring_model_version=scoring_version,
+        trained=trained,
+        metrics=metrics,
+    )
+    months = _months_to_score(name, ctx) if scorer is not None else []
+    if months:
+        outputs, notes = _score(name, ctx, scorer, months)
+        lap("score_s")
+        outcome.notes.extend(notes)
+        metrics["notes"].extend(notes)
+        dates = sorted(ctx.ds.frame.loc[ctx.ds.frame[MONTH_INDEX].isin(months), ctx.ds.month_col].dt.date.unique())
+        kept = _scored_at(ctx, module.OUTPUT_TABLE, scoring_run, dates)
+        for table, frame in outputs.items():
+            if frame is None:
+                continue
+            frame = frame.copy()
+            frame["run_id"] = scoring_run
+            frame["model_version"] = scoring_version
+            frame["scored_at"] = [kept.get(d, ctx.started_at) for d in frame["as_of_month"]] if len(frame) else []
+            outcome.rows[table] = build.stage(table, frame, Scope.equals(as_of_month=dates))
+            ctx.new_rows[table] = frame
+        outcome.months_scored = [f"{d:%Y-%m}" for d in dates]
+        lap("stage_s")
+
+    # Run record (rewritten identically by a rerun with the same inputs).
+    split = plan.split.describe()
+    record = pd.DataFrame(
+        [
+            {
+                "run_id": run_id,
+                "model_name": name,
+                "model_version": ident["model_version"],
+                "train_window_first_month": ident["train_window_first_month"],
+                "train_window_last_month": ident["train_window_last_month"],
+                "test_first_month": pd.Timestamp(split["test_first_month"] + "-01").date()
+                if split["test_first_month"]
+                else None,
+                "test_last_month": pd.Timestamp(split["test_last_month"] + "-01").date()
+                if split["test_last_month"]
+                else None,
+                "label_column": plan.label_column,
+                "fingerprint": ident["fingerprint"],
+                "data_fingerprint": plan.data_fingerprint,
+                "code_fingerprint": ctx.code_fp,
+                "config_fingerprint": ctx.config_fp,
+                "parameters": {**(parameters or {}), "split": split},
+                "metrics": metrics,
+                "status": outcome.status,
+                "status_reason": decision.reason,
+                "compared_with_run_id": (
+                    current["run_id"]
+                    if current and current["run_id"] != run_id
+                    else (existing or {}).get("compared_with_run_id")
+                ),
+                "is_current": decision.promote,
+                "created_at": existing["created_at"] if existing else ctx.started_at,
+            }
+        ]
+    )
+    build.stage("model_runs", record, Scope.equals(run_id=run_id))
+    if decision.promote:
+        build.add_statement(
+            sql.SQL(
+                "update ml.model_runs set is_current = false where model_name = %s and run_id <> %s and is_current"
+            ),
+            [name, run_id],
+        )
+        if not pg.execute("select 1 from ml.model_artifacts where run_id = %s", [run_id]).fetchone():
+            blob, digest = dump_artifact(model)
+            build.stage(
+                "model_artifacts",
+                pd.DataFrame([{"run_id": run_id, "model_name": name, "artifact": blob, "artifact_sha256": digest}]),
+                Scope.equals(run_id=run_id),
+            )
+        pg.commit()
+    flat = _flatten_metrics(metrics)
+    build.stage(
+        "model_run_metrics",
+        pd.DataFrame(
+            [{"run_id": run_id, "model_name": name, "metric": k, "value": v} for k, v in sorted(flat.items())],
+            columns=["run_id", "model_name", "metric", "value"],
+        ),
+        Scope.equals(run_id=run_id),
+    )
+    if deciles is not None and len(deciles):
+        dec = deciles.rename(columns={"n": "customers"}).assign(run_id=run_id, model_name=name)
+        build.stage("model_metrics_by_decile", dec, Scope.equals(run_id=run_id))
+    lap("record_s")
+    outcome.timings = timings
+    outcome.seconds = time.perf_counter() - began
+    return outcome
+
+
+# -- monitoring ------------------------------------------------------------------------------------
+def _not_in_dates(dates: list) -> sql.Composable:
+    if not dates:
+        return sql.SQL("true")
+    return sql.SQL("as_of_month <> all({}::date[])").format(sql.Literal([str(d) for d in dates]))
+
+
+def _published_scores(ctx: _Context, table: str, column: str, exclude_dates: list, extra: str = "") -> pd.DataFrame:
+    query = sql.SQL("select customer_id, as_of_month, {} as value from ml.{} where {}{}").format(
+        sql.Identifier(column), sql.Identifier(table), _not_in_dates(exclude_dates), sql.SQL(extra)
+    )
+    frame = read_sql_frame(ctx.pg, query, dtypes={"customer_id": "string", "as_of_month": "date", "value": "float"})
+    ctx.pg.commit()
+    return frame
+
+
+def stage_monitoring(ctx: _Context, outcomes: dict[str, ModelOutcome]) -> dict[str, int]:
+    """PSI of each model's score and of each feature month over month; bad rate per grade."""
+    mon = ctx.cfg["monitoring"]
+    bins, inv, act = (
+        int(mon["psi_bins"]),
+        float(mon["psi_thresholds"]["investigate"]),
+        float(mon["psi_thresholds"]["act"]),
+    )
+    n_months = int(mon["months"])
+    rows: dict[str, int] = {}
+    frames = []
+    for name, module in MODULES.items():
+        outcome = outcomes.get(name)
+        if outcome is None or outcome.status == "skipped":
+            continue
+        table, column = module.OUTPUT_TABLE, module.SCORE_COLUMN
+        new = ctx.new_rows.get(table)
+        extra = " and horizon = 1" if name == "consumption_forecast" else ""
+        new_dates = sorted(set(new["as_of_month"])) if new is not None and len(new) else []
+        old = _published_scores(ctx, table, column, new_dates, extra)
+        parts = [old]
+        if new is not None and len(new):
+            part = new if name != "consumption_forecast" else new[new["horizon"] == 1]
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "customer_id": part["customer_id"],
+                        "as_of_month": pd.to_datetime(part["as_of_month"]),
+                        "value": part[column].astype(float),
+                    }
+                )
+            )
+        both = pd.concat(parts, ignore_index=True)
+        if both.empty:
+            continue
+        both = both.rename(columns={"value": column})
+        recent = sorted(both["as_of_month"].unique())[-n_months:]
+        both = both[both["as_of_month"].isin(recent)]
+        psi = psi_month_over_month(both, "as_of_month", [column], bins, inv, act)
+        psi.insert(0, "model_name", name)
+        psi["variable_kind"] = "score"
+        frames.append((psi, Scope.equals(model_name=name, variable_kind="score")))
+    ds = ctx.ds
+    recent = ds.months[-n_months:]
+    feats = ds.frame[ds.frame[MONTH_INDEX].isin(recent)]
+    fpsi = psi_month_over_month(feats, ds.month_col, ds.features, bins, inv, act)
+    fpsi.insert(0, "model_name", "features")
+    fpsi["variable_kind"] = "feature"
+    frames.append((fpsi, Scope.equals(model_name="features", variable_kind="feature")))
+    for frame, scope in frames:
+        if len(frame):
+            frame["as_of_month"] = pd.to_datetime(frame["as_of_month"]).dt.date
+            frame["reference_month"] = pd.to_datetime(frame["reference_month"]).dt.date
+        rows["monitoring_psi"] = rows.get("monitoring_psi", 0) + ctx.build.stage("monitoring_psi", frame, scope)
+
+    # Observed bad rate per grade: every published and new credit score against the labels.
+    role = ctx.cfg["credit_score"]["label"]
+    label = ds.labels.get(role)
+    if label is not None:
+        new = ctx.new_rows.get("credit_scores")
+        new_dates = sorted(set(new["as_of_month"])) if new is not None and len(new) else []
+        query = sql.SQL(
+            "select customer_id, as_of_month, model_grade, final_grade from ml.credit_scores where {}"
+        ).format(_not_in_dates(new_dates))
+        old = read_sql_frame(
+            ctx.pg,
+            query,
+            dtypes={"customer_id": "string", "as_of_month": "date", "model_grade": "string", "final_grade": "string"},
+        )
+        ctx.pg.commit()
+        parts = [old]
+        if new is not None and len(new):
+            parts.append(
+                new[["customer_id", "as_of_month", "model_grade", "final_grade"]].assign(
+                    as_of_month=lambda f: pd.to_datetime(f["as_of_month"])
+                )
+            )
+        scores = pd.concat(parts, ignore_index=True)
+        if len(scores):
+            scores[MONTH_INDEX] = month_index(scores["as_of_month"])
+            labels = ds.frame[[ds.customer_col, MONTH_INDEX, label]].rename(columns={ds.customer_col: "customer_id"})
+            horizon = int(ctx.cfg["inputs"]["label_horizon_months"][role])
+            bad = grade_bad_rate(
+                scores[["customer_id", MONTH_INDEX, "model_grade", "final_grade"]].rename(columns={MONTH_INDEX: "m"}),
+                labels.rename(columns={MONTH_INDEX: "m"}),
+                ["customer_id", "m"],
+                label,
+                ds.latest_month - horizon,
+            )
+            month_dates = scores.drop_duplicates(MONTH_INDEX).set_index(MONTH_INDEX)["as_of_month"]
+            bad["as_of_month"] = bad["as_of_month"].map(month_dates).dt.date
+            rows["monitoring_grade_bad_rate"] = ctx.build.stage("monitoring_grade_bad_rate", bad, Scope.everything())
+    return rows
+
+
+# -- entry point -----------------------------------------------------------------------------------
+def score_all(
+    conn: warehouse.Connection,
+    console: Console | None = None,
+    *,
+    models: list[str] | None = None,
+    rescore: bool = False,
+    truth_dir: Path | None = None,
+    cfg: dict | None = None,
+    publish: bool = True,
+) -> dict:
+    """Run every model and publish its outputs to the ``ml`` schema in one atomic switch.
+
+    Parameters
+    ----------
+    conn : gridcredit.warehouse.Connection
+        The warehouse (the feature marts must be built).
+    console : rich.console.Console, optional
+        Where to print the summary.
+    models : list of str, optional
+        Subset of ``credit_score, arrears_warning, theft_suspicion, consumption_forecast``.
+    rescore : bool
+        Rescore the whole backfill window with the current versions (default: only as-of months
+        without published rows).
+    truth_dir : Path, optional
+        Simulator truth folder for extra metrics; default: ``truth/`` next to the latest loaded extract.
+    cfg : dict, optional
+        Configuration (default :func:`gridcredit.ml.config.load_config`).
+    publish : bool
+        False stages everything in ``ml__build`` and stops before the switch.
+
+    Returns
+    -------
+    dict
+        ``{"models": {name: outcome as dict}, "published_rows": {...}, "seconds": float}``.
+
+    Raises
+    ------
+    LookupError
+        The feature mart does not exist.
+    """
+    began = time.perf_counter()
+    console = console or Console(stderr=True, quiet=True)
+    cfg = cfg or load_config()
+    selected = list(models or MODEL_NAMES)
+    unknown = [m for m in selected if m not in MODEL_NAMES]
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; choose from {list(MODEL_NAMES)}")
+    started_at = datetime.now(UTC)
+    threads = int(cfg["discipline"].get("threads", 1))
+    with (
+        threadpool_limits(limits=threads),
+        warehouse.connect(conn) as pg,
+        warehouse.connect(conn, autocommit=True) as log,
+    ):
+        pg.execute("set client_connection_check_interval = '1s'")
+        ensure_schema(pg)
+        pg.commit()
+        close_interrupted_attempts(log)
+        ds = load_dataset(pg, cfg)
+        pg.commit()
+        truth = load_truth(truth_dir if truth_dir is not None else discover_truth_dir(pg))
+        build = BuildArea(pg)
+        build.reset()
+        ctx = _Context(pg, log, build, ds, cfg, code_fingerprint(), config_fingerprint(cfg), truth, rescore, started_at)
+        outcomes: dict[str, ModelOutcome] = {}
+        for name in selected:
+            attempt = start_attempt(log, name, None)
+            try:
+                if ds.frame.empty:
+                    raise InsufficientHistory(f"{cfg['inputs']['features_table']} has no rows")
+                outcome = run_model(name, ctx)
+            except InsufficientHistory as error:
+                pg.rollback()
+                outcome = ModelOutcome(model_name=name, status="skipped", reason=str(error))
+                finish_attempt(log, attempt, "skipped", str(error))
+            except Exception as error:
+                finish_attempt(log, attempt, "failed", f"{type(error).__name__}: {error}")
+                raise
+            else:
+                finish_attempt(log, attempt, outcome.status, outcome.reason, outcome.run_id)
+            outcomes[name] = outcome
+        monitoring_rows = stage_monitoring(ctx, outcomes) if not ds.frame.empty else {}
+        published = build.publish() if publish else {}
+    summary = {
+        "models": {name: asdict(o) for name, o in outcomes.items()},
+        "monitoring_rows": monitoring_rows,
+        "published_rows": published,
+        "truth_dir": str(truth_dir) if truth_dir else None,
+        "seconds": round(time.perf_counter() - began, 2),
+    }
+    print_summary(console, outcomes, published)
+    return summary
+
+
+def headline(outcome: ModelOutcome) -> str:
+    m = outcome.metrics or {}
+
+    def f(key, fmt="{:.3f}"):
+        value = m.get(key)
+        return fmt.format(value) if isinstance(value, int | float) else "n/a"
+
+    if outcome.model_name in ("credit_score", "arrears_warning"):
+        text = f"AUC {f('auc')} KS {f('ks')}"
+        if "baseline_persistence_auc" in m:
+            text += f" (persistence AUC {f('baseline_persistence_auc')})"
+        if "truth_financial_health_auc" in m:
+            text += f" [truth health AUC {f('truth_financial_health_auc')}]"
+        return text
+    if outcome.model_name == "theft_suspicion":
+        text = (
+            f"precision@{m.get('inspection_capacity', '?')} {f('precision_at_capacity')} "
+            f"(ceiling {f('precision_at_capacity_ceiling')})"
+        )
+        if "truth_precision_at_capacity" in m:
+            text += f" truth {f('truth_precision_at_capacity')} (ceiling {f('truth_precision_at_capacity_ceiling')})"
+        return text
+    return f"MAE/seasonal-naive MAE {f('mae_ratio')} MASE {f('mase')} WAPE {f('wape')}"
+
+
+def print_summary(console: Console, outcomes: dict[str, ModelOutcome], published: dict[str, int]) -> None:
+    table = Table(title="gridcredit score")
+    for column in ("model", "status", "version", "months scored", "out-of-time metrics", "why"):
+        table.add_column(column, overflow="fold")
+    for o in outcomes.values():
+        months = f"{o.months_scored[0]}..{o.months_scored[-1]}" if o.months_scored else "-"
+        table.add_row(
+            o.model_name,
+            o.status,
+            o.scoring_model_version or "-",
+            months,
+            headline(o) if o.status != "skipped" else "-",
+            o.reason,
+        )
+    console.print(table)
+    if published:
+        console.print("published: " + ", ".join(f"ml.{t} {n:,}" for t, n in sorted(published.items())), highlight=False)

@@ -1,0 +1,275 @@
+"""The dbt project: unit tests, privacy of the marts, documentation, lint, incremental builds, leakage.
+
+Everything reads the one pipeline build of the session (`built_warehouse`: simulator extract ->
+`gridcredit ingest` -> dbt). Tests that change data work in a template clone of it
+(`clone_database`), so the shared build stays untouched. All dbt unit tests run in one dbt
+invocation. Every dbt call gets its own target and log folders, so tests never share dbt state
+with each other or with a developer's `dbt_project/target`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+from conftest import clone_database, drop_database
+
+from gridcredit import settings, warehouse
+from gridcredit.cli import dbt_environment
+
+DBT = str(Path(sys.executable).with_name("dbt"))
+SQLFLUFF = str(Path(sys.executable).with_name("sqlfluff"))
+PROJECT = settings.DBT_PROJECT_DIR
+CONTRACT = settings.PROJECT_ROOT / "ingestion" / "contract.yaml"
+
+# The models the incremental and leakage tests rebuild: the customer-month chain up to the features.
+FEATURE_LINEAGE = "+fct_customer_month_features"
+INCREMENTAL_MARTS = [
+    "marts_core.fct_customer_months",
+    "marts_core.fct_customer_month_indicators",
+    "marts_ml.fct_customer_month_features",
+    "intermediate.int_readings_aggregated_to_customer_months",
+    "staging.stg_metering__readings",
+    "staging.stg_billing__bills",
+    "staging.stg_billing__payments",
+]
+
+
+def run_dbt(conn: warehouse.Connection, tmp_path: Path, *args: str, timeout: int = 1800) -> str:
+    """Run dbt against `conn` with private target/log folders; fail the test with dbt's output."""
+    target = tmp_path / f"dbt-target-{len(list(tmp_path.glob('dbt-target-*')))}"
+    env = dbt_environment(conn)
+    result = subprocess.run(
+        [DBT, *args, "--target-path", str(target), "--log-path", str(target / "logs")],
+        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"dbt {' '.join(args)} failed ({result.returncode}):\n"
+                    f"{result.stdout[-8000:]}\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def table_checksums(conn: warehouse.Connection, tables: list[str], where: str = "true") -> dict[str, str]:
+    """md5 of each table's rows in a total order (all columns)."""
+    sums = {}
+    with psycopg.connect(conn.url) as pg:
+        for table in tables:
+            sums[table] = pg.execute(
+                "select md5(coalesce(string_agg(row_text, E'\\n' order by row_text), ''))"
+                f" from (select t::text as row_text from {table} as t where {where}) as rows"
+            ).fetchone()[0]
+    return sums
+
+
+def dev_load_module():
+    spec = importlib.util.spec_from_file_location("dev_load", PROJECT / "scripts" / "dev_load.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def clone(built_warehouse):
+    conn = clone_database(built_warehouse)
+    yield conn
+    drop_database(conn)
+
+
+# -- logic -------------------------------------------------------------------------------------
+def test_dbt_unit_tests_pass(built_warehouse, tmp_path):
+    """Every dbt unit test (allocation cases, indicator formulas, control cases) in one invocation."""
+    out = run_dbt(built_warehouse, tmp_path, "test", "--selector", "unit_tests_before_scoring")
+    assert "PASS=" in out and " ERROR=0 " in out
+
+
+def test_reconciliation_has_no_difference(built_warehouse):
+    with psycopg.connect(built_warehouse.url) as pg:
+        rows = pg.execute(
+            "select measure, count(*), count(*) filter (where not is_reconciled)"
+            " from marts_core.fct_reconciliation_months group by measure order by measure"
+        ).fetchall()
+    assert {measure for measure, _, _ in rows} == {"arrears", "billed", "collected", "net_receivable"}
+    assert all(failed == 0 for _, _, failed in rows), rows
+
+
+def test_customer_month_has_one_row_per_customer_per_month(built_warehouse):
+    with psycopg.connect(built_warehouse.url) as pg:
+        duplicates, months, customers = pg.execute(
+            "select count(*) - count(distinct (customer_id, month_start_date)),"
+            " count(distinct month_start_date), count(distinct customer_id)"
+            " from marts_core.fct_customer_months"
+        ).fetchone()
+        in_arrears = pg.execute(
+            "select count(*) from marts_core.fct_customer_months where is_in_arrears"
+        ).fetchone()[0]
+    assert duplicates == 0 and months > 12 and customers > 100
+    assert in_arrears > 0, "the simulated utility should have customers in arrears"
+
+
+# -- privacy and documentation -----------------------------------------------------------------
+def personal_columns() -> set[str]:
+    contract = yaml.safe_load(CONTRACT.read_text())
+    return {
+        column
+        for system in contract["systems"].values()
+        for table in system["tables"].values()
+        for column, rules in table["columns"].items()
+        if (rules or {}).get("personal")
+    }
+
+
+def test_no_personal_column_leaves_raw(built_warehouse):
+    names = personal_columns()
+    assert {"id_number", "customer_name", "phone"} <= names
+    with psycopg.connect(built_warehouse.url) as pg:
+        found = pg.execute(
+            "select table_schema, table_name, column_name from information_schema.columns"
+            " where (table_schema in ('staging', 'intermediate') or table_schema like 'marts%%')"
+            " and column_name = any(%s)",
+            [sorted(names)],
+        ).fetchall()
+    assert [row for row in found if row[2] in names] == []
+
+
+def test_every_mart_model_and_column_is_described():
+    missing = []
+    for path in (PROJECT / "models" / "marts").rglob("_*__models.yml"):
+        for model in yaml.safe_load(path.read_text()).get("models", []):
+            if "grain" not in (model.get("description") or "").lower():
+                missing.append(f"{model['name']}: description states no grain")
+            for column in model.get("columns", []):
+                if not (column.get("description") or "").strip():
+                    missing.append(f"{model['name']}.{column['name']}")
+    assert missing == []
+
+
+def test_descriptions_are_persisted_for_bi(built_warehouse):
+    with psycopg.connect(built_warehouse.url) as pg:
+        table_comment, column_comment = pg.execute(
+            "select obj_description('marts_core.fct_customer_months'::regclass),"
+            " col_description('marts_core.fct_customer_months'::regclass, 1)"
+        ).fetchone()
+    assert "one row per customer per month" in table_comment.lower()
+    assert column_comment
+
+
+def test_docs_generate(built_warehouse, tmp_path):
+    run_dbt(built_warehouse, tmp_path, "docs", "generate")
+    target = next(tmp_path.glob("dbt-target-*"))
+    catalog = json.loads((target / "catalog.json").read_text())
+    assert "model.gridcredit.fct_customer_months" in catalog["nodes"]
+    assert (target / "index.html").exists()
+
+
+def test_source_freshness_from_load_ledger(built_warehouse, tmp_path):
+    out = run_dbt(built_warehouse, tmp_path, "source", "freshness", "--select",
+                  "source:billing", "source:metering", "source:ops")
+    assert "PASS freshness of billing.bills" in out and "ERROR STALE" not in out
+
+
+def test_sqlfluff_lint_clean(built_warehouse):
+    """sqlfluff with the dbt templater (it compiles against the warehouse) finds nothing."""
+    env = dbt_environment(built_warehouse)
+    result = subprocess.run(
+        [SQLFLUFF, "lint", "dbt_project/models", "dbt_project/macros", "dbt_project/tests",
+         "--disable-progress-bar", "--nocolor"],
+        cwd=settings.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1800,
+    )
+    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-3000:]
+
+
+# -- incremental builds ------------------------------------------------------------------------
+def test_incremental_month_and_correction_equal_a_full_build(clone, pipeline_increment, tmp_path):
+    """One more month, then a corrected re-delivery of an old bill: the incremental builds give the
+    same rows as a full build, and a rerun with nothing new changes nothing."""
+    from gridcredit.ingestion.loader import ingest_directory
+
+    ingest_directory(pipeline_increment, conn=clone)
+    run_dbt(clone, tmp_path, "run", "--select", FEATURE_LINEAGE)
+    after_month = table_checksums(clone, INCREMENTAL_MARTS)
+    run_dbt(clone, tmp_path, "run", "--select", FEATURE_LINEAGE)
+    assert table_checksums(clone, INCREMENTAL_MARTS) == after_month, "a rerun with no new load changed rows"
+
+    # corrected re-delivery: an earlier bill comes again in a later load with another amount
+    with psycopg.connect(clone.url) as pg:
+        columns = [c for c, in pg.execute(
+            "select column_name from information_schema.columns where table_schema = 'raw_billing'"
+            " and table_name = 'bills' and column_name not like '\\_%' order by ordinal_position")]
+        row = pg.execute(
+            f"select {', '.join(columns)} from raw_billing.bills"
+            " where bill_status = 'issued' and issue_date like '%-06-%' order by bill_id limit 1"
+        ).fetchone()
+        corrected = dict(zip(columns, row, strict=True))
+        corrected["amount"] = f"{float(corrected['amount']) + 123.45:.2f}"
+        month = corrected["issue_date"][:7]
+        dev_load_module().load_rows(pg, "billing", "bills", [corrected], first_month=month, last_month=month,
+                                    kind="correction")
+        pg.commit()
+    out = run_dbt(clone, tmp_path, "run", "--select", FEATURE_LINEAGE)
+    assert f"reprocessing months from {month}-01" in out
+    incremental = table_checksums(clone, INCREMENTAL_MARTS)
+    assert incremental != after_month, "the correction changed nothing"
+
+    run_dbt(clone, tmp_path, "run", "--select", FEATURE_LINEAGE, "--full-refresh")
+    assert table_checksums(clone, INCREMENTAL_MARTS) == incremental
+
+
+# -- no leakage into the features --------------------------------------------------------------
+def test_later_payment_bill_or_reading_changes_no_earlier_feature_row(clone, tmp_path):
+    """Append a payment, a bill and readings dated after month M as a new load, rebuild the features
+    from scratch: every feature row up to M is unchanged (and the later rows did change)."""
+    with psycopg.connect(clone.url) as pg:
+        months = [m for m, in pg.execute(
+            "select distinct as_of_month from marts_ml.fct_customer_month_features order by 1")]
+        as_of = months[len(months) // 2]
+        later = months[len(months) // 2 + 1]
+        customer_id, meter_id = pg.execute(
+            "select meters.customer_id, meters.meter_id from staging.stg_billing__meters as meters"
+            " inner join marts_core.fct_customer_months as months using (customer_id)"
+            " where months.month_start_date = %s and months.is_account_open and meters.remove_date is null"
+            " order by months.arrears_amount desc, meters.meter_id limit 1",
+            [later],
+        ).fetchone()
+    where = f"as_of_month <= date '{as_of}'"
+    before = table_checksums(clone, ["marts_ml.fct_customer_month_features"], where)
+    later_rows = table_checksums(clone, ["marts_ml.fct_customer_month_features"], f"as_of_month = date '{later}'")
+
+    day = f"{later:%Y-%m}-15"
+    loader = dev_load_module()
+    with psycopg.connect(clone.url) as pg:
+        loader.load_rows(pg, "billing", "payments", [{
+            "payment_id": "P999999999901", "customer_id": customer_id, "paid_at": f"{day} 10:00:00",
+            "amount": "5000.00", "channel": "online", "reverses_payment_id": None}],
+            first_month=day[:7], last_month=day[:7], kind="test")
+        loader.load_rows(pg, "billing", "bills", [{
+            "bill_id": "B999999999901", "customer_id": customer_id, "billing_period": day[:7],
+            "issue_date": day, "due_date": f"{later:%Y-%m}-16", "kwh": "100.00", "amount": "777.00",
+            "tariff_code": None, "bill_status": "issued"}],
+            first_month=day[:7], last_month=day[:7], kind="test")
+        loader.load_rows(pg, "metering", "readings", [
+            {"meter_id": meter_id, "reading_date": f"{later:%Y-%m}-{d:02d}", "kwh": "999.00", "quality": "actual"}
+            for d in range(1, 29)],
+            first_month=day[:7], last_month=day[:7], kind="test")
+        # the bill needs the customer's tariff (a required column)
+        pg.execute("update raw_billing.bills set tariff_code = (select tariff_code from staging.stg_billing__customers"
+                   " where customer_id = %s) where bill_id = 'B999999999901'", [customer_id])
+        pg.commit()
+
+    run_dbt(clone, tmp_path, "run", "--select", FEATURE_LINEAGE, "--full-refresh")
+    assert table_checksums(clone, ["marts_ml.fct_customer_month_features"], where) == before
+    changed = table_checksums(clone, ["marts_ml.fct_customer_month_features"], f"as_of_month = date '{later}'")
+    assert changed != later_rows, "the later payment, bill and readings should change the later month"
+
+
+def test_pipeline_phases_are_selectors():
+    """The pipeline names phases (selectors.yml), not tag lists; both parse."""
+    selectors = yaml.safe_load((PROJECT / "selectors.yml").read_text())["selectors"]
+    assert {"before_scoring", "after_scoring", "unit_tests_before_scoring"} <= {s["name"] for s in selectors}
+    assert os.path.exists(PROJECT / "models" / "staging" / "ml" / "README.md")

@@ -1,0 +1,271 @@
+"""The ML step against a real PostgreSQL: determinism, backfill, the promotion gate, atomic write-back.
+
+One database per module holds a small synthetic feature/label mart (gridcredit.ml.synthetic) and
+the outputs of a first `score_all`; the other tests build on it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import psycopg
+import pytest
+import yaml
+
+from gridcredit import warehouse
+from gridcredit.ml.config import CONFIG_PATH, deep_merge, load_config
+from gridcredit.ml.schema import table_checksums
+from gridcredit.ml.scoring import score_all
+from gridcredit.ml.synthetic import make_marts, write_marts
+from gridcredit.ml.writeback import BuildArea, Scope
+
+# Smaller models than production so the module runs in well under a minute on 2 busy cores.
+FAST = {
+    "arrears_warning": {"gbm": {"max_iter": 60}, "reason_features": 6},
+    "theft_suspicion": {"gbm": {"max_iter": 40}, "isolation_forest": {"n_estimators": 40}, "reason_features": 6},
+    "consumption_forecast": {"forecaster": {"max_iter": 50}},
+    "credit_score": {"scorecard": {"max_n_bins": 4}},
+}
+ML_TABLES = ("credit_scores", "arrears_warnings", "theft_suspicion", "consumption_forecasts")
+
+
+@pytest.fixture(scope="module")
+def fast_cfg() -> dict:
+    return load_config(overrides=FAST)
+
+
+@pytest.fixture(scope="module")
+def ml_db(session_warehouse: warehouse.Connection, fast_cfg: dict):
+    """A database with synthetic marts (300 customers x 27 months) and a first scoring run."""
+    name = f"t_ml_{uuid.uuid4().hex[:10]}"
+    admin = session_warehouse.with_dbname("postgres")
+    with psycopg.connect(admin.url, autocommit=True) as pg:
+        pg.execute(f'create database "{name}"')
+    conn = session_warehouse.with_dbname(name)
+    features, labels = make_marts(customers=300, months=27, seed=11)
+    with psycopg.connect(conn.url) as pg:
+        write_marts(pg, features, labels)
+    summary = score_all(conn, cfg=fast_cfg)
+    yield conn, summary
+    with psycopg.connect(admin.url, autocommit=True) as pg:
+        pg.execute(f'drop database if exists "{name}" with (force)')
+
+
+def checksums(conn) -> dict:
+    with psycopg.connect(conn.url) as pg:
+        return table_checksums(pg)
+
+
+def test_first_run_promotes_and_backfills_12_months(ml_db):
+    conn, summary = ml_db
+    for name, outcome in summary["models"].items():
+        assert outcome["status"] == "promoted", (name, outcome["reason"])
+        assert len(outcome["months_scored"]) == 12, name
+    with psycopg.connect(conn.url) as pg:
+        months = pg.execute("select count(distinct as_of_month), count(*) from ml.credit_scores").fetchone()
+        assert months == (12, 12 * 300)
+        flags = pg.execute(
+            "select count(*) filter (where is_in_training_window), count(*) filter (where not "
+            "is_in_training_window) from ml.arrears_warnings"
+        ).fetchone()
+        assert flags[0] > 0 and flags[1] > 0  # old months in-sample, recent ones out of time
+        runs = pg.execute(
+            "select model_name, train_window_last_month < test_first_month, is_current, "
+            "metrics ? 'auc' or metrics ? 'mae_ratio' from ml.model_runs"
+        ).fetchall()
+        assert len(runs) == 4 and all(r[1] and r[2] and r[3] for r in runs)
+        grades = {r[0] for r in pg.execute("select distinct final_grade from ml.credit_scores")}
+        assert grades <= {"AAA", "AA", "A", "B", "C"}
+        levels = {r[0] for r in pg.execute("select distinct warning_level from ml.arrears_warnings")}
+        assert levels <= {"red", "orange", "yellow", "none"} and "none" in levels
+        listed = pg.execute(
+            "select max(n) from (select count(*) as n from ml.theft_suspicion "
+            "where is_on_inspection_list group by as_of_month) as m"
+        ).fetchone()[0]
+        assert listed == load_config()["theft_suspicion"]["inspection_capacity"]
+
+
+def test_metrics_against_baselines_are_recorded(ml_db):
+    _, summary = ml_db
+    arrears = summary["models"]["arrears_warning"]["metrics"]
+    assert {"auc", "ks", "gini", "brier", "baseline_persistence_auc"} <= set(arrears)
+    theft = summary["models"]["theft_suspicion"]["metrics"]
+    assert theft["precision_at_capacity"] <= theft["precision_at_capacity_ceiling"] + 1e-12
+    forecast = summary["models"]["consumption_forecast"]["metrics"]
+    assert forecast["mae_ratio"] < 1  # the global model beats seasonal naive on the synthetic panel
+
+
+def test_reasons_and_monitoring_are_data(ml_db):
+    conn, _ = ml_db
+    with psycopg.connect(conn.url) as pg:
+        worst = pg.execute(
+            "select score, reason_1, reason_codes from ml.credit_scores order by score, customer_id limit 1"
+        ).fetchone()
+        assert worst[1] and "points" in worst[1] and worst[2]
+        warned = pg.execute(
+            "select count(*), count(reason_1) from ml.arrears_warnings where warning_level <> 'none'"
+        ).fetchone()
+        assert warned[0] > 0 and warned[1] > 0
+        psi = pg.execute(
+            "select variable_kind, count(*), bool_and(flag in ('stable', 'investigate', 'act')) "
+            "from ml.monitoring_psi group by 1 order by 1"
+        ).fetchall()
+        assert [r[0] for r in psi] == ["feature", "score"] and all(r[2] for r in psi)
+        assert pg.execute("select count(*) from ml.model_metrics_by_decile").fetchone()[0] > 0
+        assert (
+            pg.execute(
+                "select count(*) from ml.arrears_warnings_by_segment where segment_type = 'industry'"
+            ).fetchone()[0]
+            > 0
+        )
+
+
+def test_rerun_with_the_same_inputs_rewrites_identical_rows(ml_db, fast_cfg):
+    conn, _ = ml_db
+    before = checksums(conn)
+    again = score_all(conn, cfg=fast_cfg, rescore=True)
+    assert all(not o["trained"] for o in again["models"].values())  # same run key: stored model reused
+    assert all(o["rows"] for o in again["models"].values())  # ... and every month rewritten
+    assert checksums(conn) == before
+    with psycopg.connect(conn.url) as pg:
+        attempts = pg.execute("select count(*) from ml.model_run_attempts").fetchone()[0]
+    assert attempts >= 8  # every attempt logged
+
+
+def test_gate_keeps_the_current_model_when_the_new_one_is_worse(ml_db, fast_cfg):
+    conn, _ = ml_db
+    with psycopg.connect(conn.url) as pg:
+        current = pg.execute(
+            "select run_id from ml.model_runs where model_name = 'arrears_warning' and is_current"
+        ).fetchone()[0]
+        pg.execute(
+            "delete from ml.arrears_warnings where as_of_month = (select max(as_of_month) from ml.arrears_warnings)"
+        )  # a month without published rows, as when new data arrives
+        pg.commit()
+    crippled = deep_merge(
+        fast_cfg, {"arrears_warning": {"gbm": {"max_iter": 1, "max_leaf_nodes": 2, "learning_rate": 0.001}}}
+    )
+    summary = score_all(conn, cfg=crippled, models=["arrears_warning"])
+    outcome = summary["models"]["arrears_warning"]
+    assert outcome["status"] == "rejected"
+    assert "kept the current version" in outcome["reason"]
+    assert outcome["scoring_run_id"] == current
+    with psycopg.connect(conn.url) as pg:
+        assert (
+            pg.execute(
+                "select run_id from ml.model_runs where model_name = 'arrears_warning' and is_current"
+            ).fetchone()[0]
+            == current
+        )
+        rejected = pg.execute(
+            "select status, status_reason, is_current from ml.model_runs where run_id = %s", [outcome["run_id"]]
+        ).fetchone()
+        assert rejected[0] == "rejected" and not rejected[2]
+        latest = pg.execute(
+            "select distinct run_id from ml.arrears_warnings where as_of_month = "
+            "(select max(as_of_month) from ml.arrears_warnings)"
+        ).fetchall()
+        assert latest == [(current,)]  # the new month was scored by the version that stayed
+
+
+def test_theft_falls_back_to_the_anomaly_score_without_enough_labels(ml_db, fast_cfg):
+    conn, _ = ml_db
+    no_labels = deep_merge(fast_cfg, {"discipline": {"min_positives": 10**9}})
+    summary = score_all(conn, cfg=no_labels, models=["theft_suspicion"])
+    outcome = summary["models"]["theft_suspicion"]
+    assert outcome["metrics"]["mode"] == "anomaly"
+    assert outcome["status"] in ("promoted", "rejected")
+
+
+def test_failure_before_the_switch_leaves_published_outputs_intact(ml_db):
+    conn, _ = ml_db
+    before = checksums(conn)
+    with psycopg.connect(conn.url) as pg:
+        build = BuildArea(pg)
+        build.reset()
+        with psycopg.connect(conn.url) as reader:
+            rows = reader.execute("select * from ml.credit_scores limit 5").fetchall()
+            names = [d.name for d in reader.execute("select * from ml.credit_scores limit 0").description]
+        frame = pd.DataFrame(rows, columns=names).assign(score=0, final_grade="C")
+        build.stage("credit_scores", frame, Scope.everything())  # staged: would replace every row
+        # The run fails here, before publish(): the connection closes, nothing is switched.
+    assert checksums(conn) == before
+
+
+def test_kill_during_the_switch_leaves_published_outputs_intact(ml_db, tmp_path):
+    """SIGKILL inside the switch transaction (after credit_scores was replaced): nothing changes;
+    the next run cleans the build area and publishes normally."""
+    conn, _ = ml_db
+    before = checksums(conn)
+    changed = yaml.safe_load(CONFIG_PATH.read_text())
+    changed = deep_merge(changed, FAST)
+    changed["credit_score"]["base_points"] = 60  # every score moves: a published change would show
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(changed))
+    env = dict(
+        os.environ,
+        WAREHOUSE_URL=conn.url,
+        GRIDCREDIT_ML_CONFIG=str(config),
+        GRIDCREDIT_KILL_AT="ml:publish:credit_scores",
+    )
+    code = (
+        "from gridcredit import warehouse; from gridcredit.ml.scoring import score_all; "
+        "score_all(warehouse.current(), models=['credit_score'], rescore=True)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == -9, result.stderr[-2000:]
+    assert checksums(conn) == before
+    with psycopg.connect(conn.url) as pg:
+        assert pg.execute("select count(*) from pg_namespace where nspname = 'ml__build'").fetchone()[0] == 1
+    # A clean rerun: the build area is reset and the new scores are published in one go.
+    rerun = subprocess.run(
+        [sys.executable, "-c", code],
+        env={k: v for k, v in env.items() if k != "GRIDCREDIT_KILL_AT"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    after = checksums(conn)
+    assert after["credit_scores"] != before["credit_scores"]
+    assert after["arrears_warnings"] == before["arrears_warnings"]
+    with psycopg.connect(conn.url) as pg:
+        assert pg.execute("select count(*) from pg_namespace where nspname = 'ml__build'").fetchone()[0] == 0
+
+
+def test_score_cli_is_mountable():
+    import typer
+    from typer.testing import CliRunner
+
+    from gridcredit.ml.cli import app as ml_app
+
+    root = typer.Typer()
+
+    @root.callback()
+    def _root() -> None:
+        """root"""
+
+    root.add_typer(ml_app)
+    result = CliRunner().invoke(root, ["--help"])
+    assert result.exit_code == 0
+    assert "score" in result.output and "validate" in result.output
+
+
+def test_config_file_is_the_documented_one():
+    assert Path(CONFIG_PATH).name == "config.yaml" and Path(CONFIG_PATH).parent.name == "ml"
+
+
+def test_empty_feature_mart_skips_every_model_and_creates_the_tables(fresh_database, fast_cfg):
+    features, labels = make_marts(customers=5, months=2, seed=1)
+    with psycopg.connect(fresh_database.url) as pg:
+        write_marts(pg, features.head(0), labels.head(0))
+    summary = score_all(fresh_database, cfg=fast_cfg)
+    assert {o["status"] for o in summary["models"].values()} == {"skipped"}
+    with psycopg.connect(fresh_database.url) as pg:
+        ml_tables = "select count(*) from information_schema.tables where table_schema = 'ml'"
+        assert pg.execute(ml_tables).fetchone()[0] >= 14

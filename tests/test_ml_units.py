@@ -1,0 +1,327 @@
+"""ML building blocks without a database: grades, overrides, PSI, splits, gate, reasons, config."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gridcredit.ml import metrics as M
+from gridcredit.ml.config import ConfigError, load_config, validate_config
+from gridcredit.ml.features import MONTH_INDEX, ColumnInfo, Dataset, discover_features, plain_label
+from gridcredit.ml.grades import apply_overrides, grade_for_score, points_to_score, score_from_probability
+from gridcredit.ml.modelling import labelled_plan
+from gridcredit.ml.monitoring import bin_shares, psi, psi_bin_edges, psi_flag, psi_from_shares
+from gridcredit.ml.reasons import format_value, top_reasons
+from gridcredit.ml.registry import promotion_decision
+from gridcredit.ml.splits import InsufficientHistory, TimeSplit, out_of_time_split
+from gridcredit.ml.synthetic import make_marts
+
+
+@pytest.fixture(scope="module")
+def cfg() -> dict:
+    return load_config()
+
+
+# -- grades ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("score", "grade"),
+    [
+        (100, "AAA"),
+        (90, "AAA"),
+        (89.99, "AA"),
+        (80, "AA"),
+        (79.99, "A"),
+        (70, "A"),
+        (69.99, "B"),
+        (60, "B"),
+        (59.99, "C"),
+        (0, "C"),
+    ],
+)
+def test_grade_boundaries(score, grade):
+    assert grade_for_score(score)[0] == grade
+
+
+@pytest.mark.parametrize("bad", [-0.01, 100.01, float("nan")])
+def test_grade_rejects_scores_outside_0_100(bad):
+    with pytest.raises(ValueError):
+        grade_for_score(bad)
+
+
+def test_points_to_score_floors_and_clips():
+    assert points_to_score([89.99, 90.0, -5, 140, np.nan]).tolist() == [89, 90, 0, 100, 0]
+
+
+def test_points_scale_doubles_odds_every_pdo(cfg):
+    section = cfg["credit_score"]
+    pdo, base, odds = section["pdo"], section["base_points"], section["base_odds"]
+    p_at_base = 1 / (1 + odds)
+    p_double = 1 / (1 + 2 * odds)
+    assert score_from_probability(p_at_base, pdo, base, odds) == pytest.approx(base)
+    assert score_from_probability(p_double, pdo, base, odds) == pytest.approx(base + pdo)
+
+
+def test_grade_cutoffs_must_be_contiguous(cfg):
+    broken = copy.deepcopy(cfg)
+    broken["credit_score"]["grades"][0]["min"] = 91
+    with pytest.raises(ConfigError, match="grade"):
+        validate_config(broken)
+
+
+def test_override_action_must_be_known(cfg):
+    broken = copy.deepcopy(cfg)
+    broken["credit_score"]["overrides"][0]["action"] = "raise"
+    with pytest.raises(ConfigError, match="action"):
+        validate_config(broken)
+
+
+def test_warning_thresholds_must_be_ordered(cfg):
+    broken = copy.deepcopy(cfg)
+    broken["arrears_warning"]["levels"]["thresholds"]["red"] = 0.1
+    with pytest.raises(ConfigError, match="red >= orange"):
+        validate_config(broken)
+
+
+# -- override rules ---------------------------------------------------------------------------------
+def _customer(**values) -> dict:
+    base = {
+        "max_days_past_due_12m": 0,
+        "months_in_arrears_12m": 0,
+        "consumption_vs_baseline_ratio": 1.0,
+        "is_in_arrears": False,
+        "legal_event_count_12m": 0,
+        "is_dishonest_debtor": False,
+        "tenure_months": 60,
+        "consumption_kwh": 500.0,
+        "missing_reading_days": 0,
+        "contract_capacity_kva": 100.0,
+    }
+    base.update(values)
+    return base
+
+
+def _final(cfg, grade: str, **values) -> tuple[str, str | None]:
+    frame = pd.DataFrame([_customer(**values)])
+    outcome = apply_overrides([grade], frame, cfg["credit_score"]["overrides"])
+    return outcome.final_grade[0], outcome.reasons[0]
+
+
+def test_no_override_for_a_clean_customer(cfg):
+    assert _final(cfg, "AAA") == ("AAA", None)
+
+
+@pytest.mark.parametrize("values", [{"max_days_past_due_12m": 91}, {"months_in_arrears_12m": 6}])
+def test_severe_delinquency_forces_c(cfg, values):
+    grade, reason = _final(cfg, "AA", **values)
+    assert grade == "C"
+    assert "Severe delinquency" in reason
+
+
+def test_90_days_past_due_is_not_severe(cfg):
+    assert _final(cfg, "AA", max_days_past_due_12m=90)[0] == "AA"
+
+
+def test_business_decline_needs_collapse_and_arrears(cfg):
+    assert _final(cfg, "A", consumption_vs_baseline_ratio=0.2)[0] == "A"
+    assert _final(cfg, "A", is_in_arrears=True)[0] == "A"
+    grade, reason = _final(cfg, "A", consumption_vs_baseline_ratio=0.2, is_in_arrears=True)
+    assert grade == "C" and "decline in business" in reason
+
+
+@pytest.mark.parametrize("values", [{"legal_event_count_12m": 1}, {"is_dishonest_debtor": True}])
+def test_legal_events_force_c(cfg, values):
+    grade, reason = _final(cfg, "AAA", **values)
+    assert grade == "C" and "Legal events" in reason
+
+
+def test_new_customer_capped_at_a(cfg):
+    grade, reason = _final(cfg, "AAA", tenure_months=5)
+    assert grade == "A" and "New customer" in reason
+    assert _final(cfg, "B", tenure_months=5) == ("B", None)  # a cap never raises a grade
+
+
+@pytest.mark.parametrize(
+    "values", [{"consumption_kwh": np.nan}, {"missing_reading_days": 20}, {"contract_capacity_kva": np.nan}]
+)
+def test_incomplete_key_data_capped_at_a(cfg, values):
+    grade, reason = _final(cfg, "AA", **values)
+    assert grade == "A" and "Incomplete key data" in reason
+
+
+def test_worst_override_wins_and_all_reasons_kept(cfg):
+    grade, reason = _final(cfg, "AAA", tenure_months=3, max_days_past_due_12m=120)
+    assert grade == "C"
+    assert "Severe delinquency" in reason and "New customer" in reason
+
+
+def test_override_with_missing_column_is_skipped(cfg):
+    frame = pd.DataFrame([_customer()]).drop(columns=["is_dishonest_debtor"])
+    outcome = apply_overrides(["AA"], frame, cfg["credit_score"]["overrides"])
+    assert "legal_events" in outcome.skipped
+    assert outcome.final_grade[0] == "AA"
+
+
+# -- PSI --------------------------------------------------------------------------------------------
+def test_psi_hand_example():
+    expected = [0.25, 0.25, 0.25, 0.25]
+    actual = [0.10, 0.20, 0.30, 0.40]
+    by_hand = sum((a - e) * math.log(a / e) for a, e in zip(actual, expected, strict=True))
+    assert by_hand == pytest.approx(0.228217, abs=1e-6)
+    assert psi_from_shares(expected, actual) == pytest.approx(by_hand)
+
+
+def test_psi_on_quartile_bins_of_the_reference():
+    reference = np.arange(1, 101, dtype=float)  # quartile edges 25.75, 50.5, 75.25
+    edges = psi_bin_edges(reference, 4)
+    assert edges.tolist() == pytest.approx([25.75, 50.5, 75.25])
+    current = np.concatenate([np.full(10, 10.0), np.full(20, 40.0), np.full(30, 60.0), np.full(40, 90.0)])
+    assert bin_shares(current, edges)[:4].tolist() == pytest.approx([0.1, 0.2, 0.3, 0.4])
+    assert psi(reference, current, 4) == pytest.approx(0.228217, abs=1e-6)
+    assert psi(reference, reference, 4) == pytest.approx(0.0)
+
+
+def test_psi_flags_at_thresholds():
+    assert psi_flag(0.0999) == "stable"
+    assert psi_flag(0.1) == "investigate"
+    assert psi_flag(0.2499) == "investigate"
+    assert psi_flag(0.25) == "act"
+    assert psi_flag(None) is None
+
+
+def test_psi_counts_missing_values_as_their_own_bin():
+    reference = np.arange(100, dtype=float)
+    current = np.where(np.arange(100) < 50, np.nan, np.arange(100.0))
+    assert psi(reference, current, 10) > 0.25
+
+
+# -- out-of-time splits -----------------------------------------------------------------------------
+def test_split_is_ordered_and_disjoint():
+    split = out_of_time_split(range(100, 130), train_months=24, validation_months=3, test_months=3)
+    assert max(split.train) < min(split.validation) <= max(split.validation) < min(split.test)
+    assert split.test == (127, 128, 129)
+    assert split.validation == (124, 125, 126)
+    assert len(split.train) == 24 and split.train[-1] == 123
+
+
+def test_split_shrinks_validation_then_test_on_short_history():
+    split = out_of_time_split(range(5), train_months=24, validation_months=3, test_months=3, min_train_months=2)
+    assert (len(split.train), len(split.validation), len(split.test)) == (2, 1, 2)
+
+
+def test_split_refuses_too_little_history():
+    with pytest.raises(InsufficientHistory):
+        out_of_time_split([1, 2], min_train_months=2)
+
+
+def test_split_parts_out_of_order_are_refused():
+    with pytest.raises(ValueError):
+        TimeSplit(train=(5, 6), validation=(), test=(6, 7))
+
+
+def test_training_plan_never_mixes_months(cfg):
+    features, labels = make_marts(customers=120, months=26, seed=3)
+    frame = features.merge(labels, on=["customer_id", "as_of_month"])
+    frame["as_of_month"] = pd.to_datetime(frame["as_of_month"])
+    frame[MONTH_INDEX] = frame["as_of_month"].dt.year * 12 + frame["as_of_month"].dt.month - 1
+    feats = [c for c in features.columns if c not in ("customer_id", "as_of_month", "industry_code", "region_code")]
+    ds = Dataset(
+        frame=frame,
+        features=feats,
+        labels={"arrears_next_month": "is_in_arrears_next_month", "bad_within_12_months": "is_bad_within_12_months"},
+        segments={},
+    )
+    plan = labelled_plan(ds, cfg, "arrears_warning", "arrears_next_month", feats)
+    months = frame[MONTH_INDEX].to_numpy()
+    train, val, test = (set(months[plan.train_rows]), set(months[plan.validation_rows]), set(months[plan.test_rows]))
+    assert max(train) < min(val) and max(val) < min(test)
+    assert max(test) == frame[MONTH_INDEX].max() - 1  # the last month has no next-month label
+    bad = labelled_plan(ds, cfg, "credit_score", "bad_within_12_months", feats, use_validation=False)
+    assert max(months[bad.test_rows]) <= frame[MONTH_INDEX].max() - 12  # 12-month outcome must be mature
+
+
+# -- promotion gate ---------------------------------------------------------------------------------
+def test_gate_keeps_current_when_new_is_worse_beyond_tolerance():
+    decision = promotion_decision(0.70, 0.75, "auc", True, 0.01)
+    assert not decision.promote and "kept the current version" in decision.reason
+
+
+def test_gate_promotes_within_tolerance():
+    assert promotion_decision(0.745, 0.75, "auc", True, 0.01).promote
+
+
+def test_gate_promotes_the_first_version():
+    assert promotion_decision(0.6, None, "auc", True, 0.01, has_current=False).promote
+
+
+def test_gate_for_errors_is_relative():
+    assert promotion_decision(0.81, 0.80, "mae_ratio", False, 0.02).promote
+    assert not promotion_decision(0.83, 0.80, "mae_ratio", False, 0.02).promote
+
+
+# -- reasons, features, metrics ---------------------------------------------------------------------
+def test_top_reasons_strongest_first_in_plain_words():
+    contributions = np.array([[0.0, 12.4, 3.0], [0.2, 0.1, 0.0]])
+    values = np.array([[1.0, 95.0, 0.456], [1.0, 2.0, 3.0]])
+    out = top_reasons(
+        contributions,
+        values,
+        ["a", "days_past_due", "c"],
+        {"days_past_due": "Days past due"},
+        k=3,
+        unit="points",
+        min_contribution=0.5,
+    )
+    assert out.loc[0, "reason_1"] == "Days past due: 95 (-12 points)"
+    assert out.loc[0, "reason_2"] == "c: 0.46 (-3 points)"
+    assert out.loc[0, "reason_3"] is None
+    assert out.loc[0, "reason_codes"] == "days_past_due,c"
+    assert out.loc[1].isna().all()
+
+
+def test_format_value():
+    assert format_value(np.nan) == "missing"
+    assert format_value(1234.0) == "1,234"
+    assert format_value(0.5) == "0.50"
+
+
+def test_feature_discovery_keeps_numeric_non_key_non_label_columns(cfg):
+    columns = [
+        ColumnInfo("customer_id", "text", None),
+        ColumnInfo("as_of_month", "date", None),
+        ColumnInfo("days_past_due", "integer", None),
+        ColumnInfo("is_in_arrears", "boolean", None),
+        ColumnInfo("region_code", "text", None),
+        ColumnInfo("source_load_id", "bigint", None),
+        ColumnInfo("is_in_arrears_next_month", "boolean", None),
+        ColumnInfo("value_tier", "text", None),
+    ]
+    assert discover_features(columns, cfg) == ["days_past_due", "is_in_arrears"]
+
+
+def test_plain_label_uses_the_first_sentence_of_the_description():
+    info = ColumnInfo("days_past_due", "integer", "Days past due of the oldest unpaid bill. More text.")
+    assert plain_label(info) == "Days past due of the oldest unpaid bill"
+    assert plain_label(ColumnInfo("zero_reading_days", "integer", None)) == "Zero reading days"
+    assert plain_label(info, {"days_past_due": "DPD"}) == "DPD"
+
+
+def test_ks_and_precision_at_k():
+    y = np.array([0, 0, 1, 1])
+    s = np.array([0.1, 0.2, 0.8, 0.9])
+    assert M.auc(y, s) == pytest.approx(1.0)
+    assert M.ks(y, s) == pytest.approx(1.0)
+    assert M.precision_at_k([1, 0, 1, 0], [0.9, 0.8, 0.1, 0.0], 2) == pytest.approx(0.5)
+    assert M.auc([1, 1], [0.1, 0.2]) is None
+
+
+def test_calibration_by_decile_covers_every_row():
+    rng = np.random.default_rng(0)
+    p = rng.random(1000)
+    y = (rng.random(1000) < p).astype(int)
+    table = M.calibration_by_decile(y, p)
+    assert table["n"].sum() == 1000 and table["decile"].tolist() == list(range(1, 11))
+    assert table["observed_rate"].iloc[-1] > table["observed_rate"].iloc[0]
