@@ -10,12 +10,12 @@ CUSTOMERS ?= 3000
 MONTHS ?= 36
 SEED ?= 42
 DEMO_DIR ?= data/demo-$(CUSTOMERS)x$(MONTHS)-s$(SEED)
-SCALES ?= 10000,30000,100000
+SCALES ?= 10000 30000 100000
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # platformdirs (pulled in by dbt and the postgres wheel) warns when this is unset.
 export XDG_RUNTIME_DIR ?= /tmp/gridcredit-runtime-$(shell id -u)
 
-.PHONY: help install superset-venv demo test lint docs bench bench-ingest bench-transform warehouse-start warehouse-stop clean system-packages
+.PHONY: help install superset-venv demo test lint docs bench bench-ingest bench-transform bench-ml bench-bi warehouse-start warehouse-stop clean system-packages
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}'
@@ -47,9 +47,11 @@ demo: install ## Main job: start the warehouse, generate CUSTOMERS x MONTHS, loa
 	$(GRIDCREDIT) warehouse start
 	test -f $(DEMO_DIR)/manifest.json || $(GRIDCREDIT) generate --customers $(CUSTOMERS) --months $(MONTHS) --seed $(SEED) --out $(DEMO_DIR)
 	$(GRIDCREDIT) run --data $(DEMO_DIR)
+	$(GRIDCREDIT) bi up
+	$(GRIDCREDIT) bi credentials
 
 lint: install ## ruff on the Python code (sqlfluff runs inside the test suite against the test warehouse)
-	$(BIN)/ruff check gridcredit ingestion ml tests bench scripts
+	$(BIN)/ruff check gridcredit ingestion ml tests bench scripts superset
 
 test: install system-packages lint ## Run every test (lint included); as in CI
 	@mkdir -p $(XDG_RUNTIME_DIR) && chmod 700 $(XDG_RUNTIME_DIR)
@@ -64,7 +66,14 @@ bench-ingest: install ## Ingestion throughput vs plain COPY -> bench/results/ing
 	$(BIN)/python bench/bench_ingest.py --customers $(CUSTOMERS) --months $(MONTHS)
 
 bench-transform: install ## dbt build vs one hand-written statement -> bench/results/transform-latest.json
-	$(BIN)/python bench/bench_transform.py --scales $(SCALES)
+	$(BIN)/python bench/bench_transform.py --customers $(SCALES) --months $(MONTHS)
+
+bench-ml: install ## Training time and scoring rows/s per model -> bench/results/ml-latest.json
+	$(BIN)/python bench/bench_ml.py --customers $(CUSTOMERS) --months $(MONTHS)
+
+bench-bi: install ## p50/p95 chart-data latency per dashboard (needs a running `make demo`) -> bench/results/bi-*.json
+	$(GRIDCREDIT) bi up
+	$(BIN)/python bench/bench_bi.py --runs 20
 
 clean: ## Stop the warehouse and remove generated data (keeps .venv)
 	-$(GRIDCREDIT) warehouse stop

@@ -29,6 +29,7 @@ app.add_typer(warehouse_app, name="warehouse")
 
 def _mount_subcommands() -> None:
     """Stage commands that live beside their code (ml/, ...), mounted under one entry point."""
+    from gridcredit.bi import app as bi_app
     from gridcredit.decisions.cli import export_app, override_app, policy_app, report_app
     from gridcredit.ml.cli import app as ml_app
     from gridcredit.ml.scorecard.cli import app as scorecard_app
@@ -40,6 +41,7 @@ def _mount_subcommands() -> None:
     app.add_typer(export_app, name="export")
     app.add_typer(policy_app, name="policy")
     app.add_typer(report_app, name="report")
+    app.add_typer(bi_app, name="bi", help="Superset dashboards: up, down, status, provision, credentials.")
 
 
 _mount_subcommands()

@@ -659,10 +659,6 @@ def enrich_dataset(dataset: dict, catalog: dict[tuple[str, str], dict]) -> dict:
     return dataset
 
 
-def _metric_names(dataset: dict) -> set[str]:
-    return {metric["metric_name"] for metric in dataset.get("metrics") or []}
-
-
 def build_query_context(chart: dict) -> dict:
     """The chart-data request Superset's frontend would send for a chart's params.
 
