@@ -22,11 +22,11 @@ from gridcredit.ingestion.identifiers import (
     uscc_check_char,
 )
 from gridcredit.ingestion.simulator import TRUTH_FILES, generate
-from gridcredit.ingestion.simulator.contract import load_contract
+from gridcredit.ingestion.contract import load_contract
 from gridcredit.ingestion.simulator.engine import control_parents
 
 CONTRACT = load_contract()
-SPECS = {s.table: s for s in CONTRACT.tables.values()}
+SPECS = {s.name: s for s in CONTRACT.tables}
 N, MONTHS, SEED = 200, 6, 7
 FROM_MONTH = "2023-04"
 
@@ -75,11 +75,11 @@ def _parse_date(v: str, fmt: str) -> dt.datetime | None:
 
 def value_errors(table: str, col: str, v: str) -> list[str]:
     """Problems of one value against the contract's column rules."""
-    rule = SPECS[table].column_rules[col]
+    rule = SPECS[table].column(col)
     if v == "":
-        return ["required"] if rule.get("required") else []
+        return ["required"] if rule.required else []
     errs = []
-    typ = rule.get("type", "text")
+    typ = rule.type
     if typ == "integer" and not _INT.match(v):
         errs.append("integer")
     if typ == "numeric" and not _NUM.match(v):
@@ -90,19 +90,19 @@ def value_errors(table: str, col: str, v: str) -> list[str]:
         errs.append("timestamp")
     if typ == "month" and (len(v) != 7 or _parse_date(v, "%Y-%m") is None):
         errs.append("month")
-    if "allowed" in rule and v not in [str(a) for a in rule["allowed"]]:
+    if rule.allowed is not None and v not in rule.allowed:
         errs.append("allowed")
-    if "pattern" in rule and not re.fullmatch(rule["pattern"], v):
+    if rule.pattern is not None and not re.fullmatch(rule.pattern, v):
         errs.append("pattern")
     for bound, op in (("min", lambda a, b: a < b), ("max", lambda a, b: a > b)):
-        if bound in rule and not errs:
-            lim = rule[bound]
+        lim = getattr(rule, bound)
+        if lim is not None and not errs:
             if typ in ("numeric", "integer") and op(Decimal(v), Decimal(str(lim))):
                 errs.append(bound)
             if typ == "date" and op(v, str(lim)):
                 errs.append(bound)
-    if "check" in rule and not _CHECKS[rule["check"]](v):
-        errs.append(rule["check"])
+    if rule.check is not None and not _CHECKS[rule.check](v):
+        errs.append(rule.check)
     return errs
 
 
@@ -113,7 +113,7 @@ def check_extract(out: Path) -> dict[str, int]:
         raw = (out / spec.file).read_bytes()
         assert b"\r" not in raw, table
         header, rows = read_rows(out / spec.file)
-        assert tuple(header) == spec.columns, table
+        assert tuple(header) == spec.column_names, table
         problems = []
         for i, row in enumerate(rows):
             assert len(row) == len(header), (table, i, row)
@@ -193,7 +193,7 @@ def test_headers_match_contract(full):
     out, _ = full
     for spec in SPECS.values():
         first = (out / spec.file).read_text(encoding="utf-8").split("\n", 1)[0]
-        assert first == ",".join(spec.columns)
+        assert first == ",".join(spec.column_names)
 
 
 def test_every_value_passes_the_contract(full, increment):
@@ -259,7 +259,7 @@ def test_zero_row_tables_are_header_only(tmp_path):
     # one month: bills of a month are issued the next month, so there are none yet
     manifest = generate(tmp_path, 50, 1, SEED)
     entry = manifest["files"]["billing/bills.csv"]
-    header = (",".join(SPECS["bills"].columns) + "\n").encode()
+    header = (",".join(SPECS["bills"].column_names) + "\n").encode()
     assert (tmp_path / "billing/bills.csv").read_bytes() == header
     assert entry["rows"] == 0
     assert entry["bytes"] == len(header)
@@ -407,10 +407,10 @@ def test_increment_from_the_start_month(tmp_path, full):
 
 
 def test_text_with_comma_or_quote_is_quoted(tmp_path):
-    from gridcredit.ingestion.simulator.contract import TableSpec
+    from gridcredit.ingestion.contract import ColumnSpec, TableSpec
     from gridcredit.ingestion.simulator.writer import Centi, TableWriter, Text
 
-    spec = TableSpec("s", "t", "t.csv", ("name", "amount"), {}, totals=("amount",))
+    spec = TableSpec("s", "t", "t.csv", (ColumnSpec("name"), ColumnSpec("amount", "numeric")), totals=("amount",))
     w = TableWriter(tmp_path, spec)
     w.write({"name": Text(['a,b', 'say "hi"', None, "plain"]),
              "amount": Centi([1, -250, 0, 123456])})

@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from .contract import load_contract
+from ..contract import load_contract
 from .engine import Simulation
 from .writer import PlainCsv, TableWriter, month_index, month_str
 
@@ -107,8 +107,8 @@ def generate(
     tables: dict[str, TableWriter] = {}
     truth: dict[str, PlainCsv] = {}
     try:
-        for spec in contract.tables.values():
-            tables[spec.table] = TableWriter(out_dir, spec, from_k)
+        for spec in contract.tables:
+            tables[spec.name] = TableWriter(out_dir, spec, from_k)
         for name, (cols, monthly) in TRUTH_FILES.items():
             truth[name] = PlainCsv(out_dir / "truth" / f"{name}.csv", cols,
                                    from_k if monthly else None)
@@ -128,7 +128,7 @@ def generate(
             except Exception:  # noqa: BLE001 - best effort while failing anyway
                 pass
         raise
-    files = {tables[s.table].spec.file: tables[s.table].close() for s in contract.tables.values()}
+    files = {tables[s.name].spec.file: tables[s.name].close() for s in contract.tables}
     for x in truth.values():
         x.close()
     manifest = {

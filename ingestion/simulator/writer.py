@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from .contract import TableSpec
+from ..contract import TableSpec
 
 _FRAC2 = pa.array([f"{i:02d}" for i in range(100)])
 _WRITE_OPTIONS = pacsv.WriteOptions(include_header=False, quoting_style="none")
@@ -274,7 +274,7 @@ class TableWriter:
         self.bytes = 0
         self.min_month = min_month
         self.totals = {c: 0 for c in spec.totals}
-        self._emit((",".join(spec.columns) + "\n").encode("utf-8"))
+        self._emit((",".join(spec.column_names) + "\n").encode("utf-8"))
 
     def _emit(self, data: bytes) -> None:
         self._f.write(data)
@@ -287,13 +287,13 @@ class TableWriter:
         ``record_month`` (month index of the row's last change) filters rows for increments.
         Returns the number of rows written.
         """
-        if set(columns) != set(self.spec.columns):
-            missing = set(self.spec.columns) - set(columns)
-            extra = set(columns) - set(self.spec.columns)
-            raise ValueError(f"{self.spec.table}: missing {sorted(missing)}, extra {sorted(extra)}")
+        if set(columns) != set(self.spec.column_names):
+            missing = set(self.spec.column_names) - set(columns)
+            extra = set(columns) - set(self.spec.column_names)
+            raise ValueError(f"{self.spec.name}: missing {sorted(missing)}, extra {sorted(extra)}")
         lengths = {n for n in (_col_len(c) for c in columns.values()) if n is not None}
         if len(lengths) > 1:
-            raise ValueError(f"{self.spec.table}: columns of different lengths {sorted(lengths)}")
+            raise ValueError(f"{self.spec.name}: columns of different lengths {sorted(lengths)}")
         n = lengths.pop() if lengths else 0
         idx = None
         if self.min_month is not None and record_month is not None:
@@ -309,14 +309,14 @@ class TableWriter:
         if n == 0:
             return 0
         arrays = []
-        for name in self.spec.columns:
+        for name in self.spec.column_names:
             col = _take(columns[name], idx)
             arrays.append(format_column(col, n))
             if name in self.totals:
                 if not isinstance(col, Centi):
                     raise TypeError(f"totals column {name} must be Centi")
                 self.totals[name] += int(np.asarray(col.values, dtype=np.int64).sum())
-        self._emit(_lines_bytes(arrays, self.spec.columns))
+        self._emit(_lines_bytes(arrays, self.spec.column_names))
         self.rows += n
         return n
 
@@ -325,7 +325,7 @@ class TableWriter:
         self._f.close()
         entry = {
             "system": self.spec.system,
-            "table": self.spec.table,
+            "table": self.spec.name,
             "rows": self.rows,
             "bytes": self.bytes,
             "sha256": self._hash.hexdigest(),
