@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from gridcredit.ingestion.contract import load_contract
 from gridcredit.ingestion.identifiers import (
     is_valid_phone_cn,
     is_valid_resident_id,
@@ -22,7 +23,6 @@ from gridcredit.ingestion.identifiers import (
     uscc_check_char,
 )
 from gridcredit.ingestion.simulator import TRUTH_FILES, generate
-from gridcredit.ingestion.contract import load_contract
 from gridcredit.ingestion.simulator.engine import control_parents
 
 CONTRACT = load_contract()
