@@ -105,7 +105,13 @@ def occlusion_contributions(
         block = X[start : start + batch_rows]
         base = predict(block)
         for j in columns:
-            changed = block.copy()
-            changed[:, j] = reference[j]
-            out[start : start + batch_rows, j] = base - predict(changed)
+            # Rows already at the reference value gain nothing from occlusion: only the others
+            # are predicted again (most counts sit at their median of zero most months).
+            differs = ~((block[:, j] == reference[j]) | (np.isnan(block[:, j]) & np.isnan(reference[j])))
+            effect = np.zeros(len(block))
+            if differs.any():
+                changed = block[differs].copy()
+                changed[:, j] = reference[j]
+                effect[differs] = base[differs] - predict(changed)
+            out[start : start + batch_rows, j] = effect
     return out
