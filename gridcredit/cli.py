@@ -104,6 +104,11 @@ def dbt_environment(conn: warehouse.Connection) -> dict[str, str]:
     env["DBT_PROFILES_DIR"] = str(settings.DBT_PROJECT_DIR)
     env["DBT_PROJECT_DIR"] = str(settings.DBT_PROJECT_DIR)
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    # A dbt killed mid-statement must not leave its server backend working on: the server checks
+    # every 2 s that the client is still there and cancels the statement otherwise.
+    options = env.get("PGOPTIONS", "")
+    if "client_connection_check_interval" not in options:
+        env["PGOPTIONS"] = f"{options} -c client_connection_check_interval=2000".strip()
     return env
 
 
@@ -180,14 +185,21 @@ def ingest_command(
 def run_command(
     data: Annotated[Path | None, typer.Option(help="Ingest this extract folder first.")] = None,
     encoding: Annotated[str | None, typer.Option(help="Extract encoding for --data.")] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="After a failed or killed run, skip the build stages it completed when that is safe"
+            " (same code, data and loads, nothing published since). --no-resume rebuilds everything."
+        ),
+    ] = True,
 ) -> None:
-    """Run the pipeline on what is loaded: ingest DIR when given, then every later stage. Never generates."""
+    """Run the pipeline: ingest DIR when given, build and test in the build area, publish in one switch."""
     from gridcredit.pipeline import PipelineError, run_pipeline
 
     conn = warehouse.ensure_running()
     try:
         with pipeline_lock("run", conn):
-            run_pipeline(conn, data=data, encoding=encoding, console=console)
+            run_pipeline(conn, data=data, encoding=encoding, console=console, resume=resume)
     except PipelineBusyError as error:
         raise _fail(str(error), 75) from error
     except PipelineError as error:

@@ -1,12 +1,28 @@
-"""`gridcredit run`: every stage after generation, in order, with a run ledger.
+"""`gridcredit run`: every stage after generation, in order, with a run ledger: write-audit-publish.
 
-Stages: ingest (when --data is given) -> dbt (seeds, models up to the feature mart, their tests)
--> score (ML models, published to `ml`) -> dbt_after_scoring (marts that use scores) -> summary.
-Each run and stage is recorded in ``ops.pipeline_runs`` / ``ops.pipeline_stage_runs``.
+Stages: ingest (when --data is given) -> freshness (dbt source freshness on the load ledger) ->
+dbt (seeds, models up to the feature mart, their tests, into the build area ``<schema>__build``)
+-> score (ML models, prepared in ``ml__build``) -> dbt_after_scoring (marts that use scores, into
+the build area, with their tests) -> publish (ONE transaction switches every build area in, see
+gridcredit/publish.py) -> summary. Nothing reaches a published schema unless every error-severity
+test passed; a failed test is named with the table holding its failing rows.
+
+Each run and stage is recorded in ``ops.pipeline_runs`` / ``ops.pipeline_stage_runs``. A run after
+a failed or killed one resumes after the stages that run completed when that is safe (same code,
+same data folder, no new load, nothing published since): see :func:`resumable_stages`.
+
+Fault injection for crash tests (gridcredit/faults.py): ``GRIDCREDIT_KILL_AT=pipeline:<stage>``
+before a stage starts, ``dbt:<n>`` / ``dbt_after_scoring:<n>`` when the n-th dbt node finished,
+plus the named points of ingestion, ML (``ml:...``) and publish (``publish:...``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +31,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gridcredit import settings, warehouse
+from gridcredit import faults, settings, warehouse
 
 LEDGER_DDL = """
 create schema if not exists ops;
@@ -28,6 +44,7 @@ create table if not exists ops.pipeline_runs (
     status text not null default 'running' check (status in ('running', 'succeeded', 'failed')),
     message text
 );
+alter table ops.pipeline_runs add column if not exists resume_token jsonb;
 create table if not exists ops.pipeline_stage_runs (
     run_id bigint not null references ops.pipeline_runs (run_id),
     stage text not null,
@@ -75,6 +92,11 @@ class RunLedger:
             [self.run_id],
         )
 
+    def record_resume_token(self, token: dict) -> None:
+        self.pg.execute(
+            "update ops.pipeline_runs set resume_token = %s::jsonb where run_id = %s", [json.dumps(token), self.run_id]
+        )
+
     def stage_started(self, stage: str) -> None:
         self.pg.execute("insert into ops.pipeline_stage_runs (run_id, stage) values (%s, %s)", [self.run_id, stage])
 
@@ -114,30 +136,226 @@ def _stage_ingest(conn: warehouse.Connection, data: Path, encoding: str | None, 
 
 # dbt phases around the ML step (selectors in dbt_project/selectors.yml): seeds are configuration
 # and load first; the ML step reads the feature mart built before it and its tables come back as
-# dbt sources for the marts that use scores.
-DBT_BEFORE_SCORING = [["seed"], ["build", "--selector", "before_scoring", "--exclude", "resource_type:seed"]]
-DBT_AFTER_SCORING = [["build", "--selector", "after_scoring"]]
+# dbt sources for the marts that use scores. Every phase builds into the build area.
+BUILD_AREA_VARS = ["--vars", json.dumps({"build_area": True, "ml_schema": "ml__build"})]
+DBT_BEFORE_SCORING = [
+    ["seed", *BUILD_AREA_VARS],
+    ["build", "--selector", "before_scoring", "--exclude", "resource_type:seed", *BUILD_AREA_VARS],
+]
+DBT_AFTER_SCORING = [["build", "--selector", "after_scoring", *BUILD_AREA_VARS]]
+# A dbt node finished ("12 of 340 OK created sql table model ...", "... PASS not_null_...").
+DBT_NODE_DONE = re.compile(r"\b\d+ of \d+ (OK|PASS|WARN|ERROR|FAIL|SKIP)\b")
 
 
-def _stage_dbt(conn: warehouse.Connection, console: Console, phases: list[list[str]]) -> str:
-    from gridcredit.cli import run_dbt
+def _die_with_parent() -> None:
+    """In the dbt child: get SIGKILL when `gridcredit run` dies, so a killed run leaves no dbt behind."""
+    import ctypes
+    import signal
 
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def run_dbt_streamed(args: list[str], conn: warehouse.Connection, stage: str, counter: list[int] | None = None) -> int:
+    """dbt in a child process, its output passed through line by line.
+
+    ``counter`` ([nodes finished so far in this stage]) numbers the fault points ``<stage>:<n>``.
+    """
+    counter = counter if counter is not None else [0]
+    from gridcredit.cli import dbt_environment
+
+    dbt = Path(sys.executable).with_name("dbt")
+    process = subprocess.Popen(
+        [str(dbt), *args],
+        cwd=settings.DBT_PROJECT_DIR,
+        env=dbt_environment(conn),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        if DBT_NODE_DONE.search(line):
+            counter[0] += 1
+            faults.fault_point(stage, counter[0])
+    return process.wait()
+
+
+def dbt_failures(target: Path | None = None) -> list[str]:
+    """What failed in the last dbt invocation: each failed test with the table of its failing rows."""
+    target = target or settings.DBT_PROJECT_DIR / "target"
+    try:
+        results = json.loads((target / "run_results.json").read_text())["results"]
+        nodes = json.loads((target / "manifest.json").read_text())["nodes"]
+    except (OSError, ValueError, KeyError):
+        return []
+    lines = []
+    for result in results:
+        if result.get("status") not in ("fail", "error", "runtime error"):
+            continue
+        node = nodes.get(result["unique_id"], {})
+        kind = node.get("resource_type", result["unique_id"].split(".")[0])
+        name = node.get("name", result["unique_id"])
+        if kind == "test" and result["status"] == "fail":
+            where = node.get("relation_name") or "(not stored: the test has store_failures off)"
+            lines.append(f"test {name} failed: {result.get('failures')} failing row(s), stored in {where}")
+        else:
+            message = (result.get("message") or "").strip().splitlines()
+            lines.append(f"{kind} {name}: {result['status']}: {message[0] if message else ''}")
+    return lines
+
+
+def _stage_dbt(conn: warehouse.Connection, console: Console, phases: list[list[str]], stage: str) -> str:
+    finished = [0]
     for args in phases:
         console.print(f"[bold]dbt {' '.join(args)}[/]")
-        code = run_dbt(args, conn)
+        code = run_dbt_streamed(args, conn, stage, finished)
         if code != 0:
+            failures = dbt_failures()
+            listed = "".join(f"\n  - {line}" for line in failures[:20])
+            more = f"\n  ... and {len(failures) - 20} more" if len(failures) > 20 else ""
             raise PipelineError(
-                f"`dbt {' '.join(args)}` failed (exit {code}); see its output above and "
-                f"{settings.DBT_PROJECT_DIR / 'logs' / 'dbt.log'}"
+                f"`dbt {' '.join(args[:3])}` failed (exit {code}) in the build area; nothing was published"
+                f" (the published schemas are unchanged).{listed}{more}\n"
+                f"dbt log: {settings.DBT_PROJECT_DIR / 'logs' / 'dbt.log'}"
             )
-    return "; ".join(f"dbt {' '.join(args)}" for args in phases)
+    return "; ".join(f"dbt {' '.join(args[:3])}" for args in phases)
+
+
+def _stage_freshness(conn: warehouse.Connection, console: Console) -> str:
+    """dbt source freshness of the raw sources (the load ledger): a stale source stops the run."""
+    from gridcredit.cli import dbt_environment
+
+    target = settings.DBT_PROJECT_DIR / "target"
+    dbt = Path(sys.executable).with_name("dbt")
+    # Raw deliveries only: the ML step's tables and analysts' overrides are not deliveries.
+    result = subprocess.run(
+        # The same vars as the build phases: a change of vars would make dbt parse the project again.
+        [str(dbt), "source", "freshness", "--exclude", "source:ml", "source:decisions", *BUILD_AREA_VARS],
+        cwd=settings.DBT_PROJECT_DIR,
+        env=dbt_environment(conn),
+        capture_output=True,
+        text=True,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    )
+    try:
+        sources = json.loads((target / "sources.json").read_text())["results"]
+    except (OSError, ValueError, KeyError):
+        sources = []
+    stale, warned = [], 0
+    for source in sources:
+        name = source["unique_id"].split(".", 2)[-1]
+        if source["status"] in ("error", "runtime error"):
+            criteria = source.get("criteria", {}).get("error_after", {})
+            age = source.get("max_loaded_at_time_ago_in_s")
+            loaded = source.get("max_loaded_at") or "never"
+            limit = f"{criteria.get('count')} {criteria.get('period')}(s)" if criteria.get("count") else "its limit"
+            detail = f"{age / 86400:.0f} days old" if isinstance(age, int | float) else "no successful load"
+            stale.append(f"{name}: last load {loaded} ({detail}), allowed {limit}")
+        elif source["status"] == "warn":
+            warned += 1
+    if result.returncode != 0 and not stale:
+        raise PipelineError(f"dbt source freshness failed (exit {result.returncode}):\n{result.stdout[-3000:]}")
+    if stale:
+        listed = "".join(f"\n  - {line}" for line in stale)
+        raise PipelineError(
+            f"source freshness: {len(stale)} source(s) older than their threshold; the publish is stopped"
+            f" (published schemas unchanged). Deliver a current extract (`gridcredit run --data ...`).{listed}"
+        )
+    summary = f"{len(sources)} sources checked, {warned} warn, 0 stale"
+    console.print(f"source freshness: {summary}")
+    return summary
 
 
 def _stage_score(conn: warehouse.Connection, console: Console) -> str:
     from gridcredit.ml.scoring import score_all
 
-    result = score_all(conn, console)
+    result = score_all(conn, console, publish=False, read_build_area=True)
     return str(result)[:2000]
+
+
+def _stage_publish(conn: warehouse.Connection, console: Console, run_id: int) -> str:
+    from gridcredit.publish import publish
+
+    publication = publish(conn, run_id)
+    if publication.leftovers_dropped:
+        console.print(f"dropped leftovers of a killed dbt run: {', '.join(publication.leftovers_dropped)}")
+    detail = f"switched in {', '.join(publication.schemas)}; ml rows inserted {publication.ml_rows_inserted}"
+    console.print(f"[bold]published[/] {detail}")
+    return detail
+
+
+# -- resuming after a failed or killed run -------------------------------------------------------
+RESUMABLE_STAGES = ("dbt", "score", "dbt_after_scoring")
+
+
+def code_fingerprint() -> str:
+    """sha256 of the dbt project and ML code and configuration: a resumed stage must be the same work."""
+    import os
+
+    digest = hashlib.sha256()
+    roots = [settings.DBT_PROJECT_DIR / d for d in ("models", "macros", "seeds", "tests", "snapshots")]
+    roots += [settings.DBT_PROJECT_DIR / "dbt_project.yml", settings.DBT_PROJECT_DIR / "selectors.yml"]
+    roots += [settings.PROJECT_ROOT / "ml"]
+    ml_config = os.environ.get("GRIDCREDIT_ML_CONFIG")
+    if ml_config:
+        roots.append(Path(ml_config))
+    for root in roots:
+        files = sorted(root.rglob("*")) if root.is_dir() else [root]
+        for path in files:
+            if path.is_file() and path.suffix in (".sql", ".yml", ".yaml", ".csv", ".py", ".md"):
+                digest.update(path.name.encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def resume_token(conn: warehouse.Connection, data: Path | None) -> dict:
+    """What a resumed stage's work depends on: code, data folder, last load, last publication."""
+    with warehouse.connect(conn, autocommit=True) as pg:
+
+        def newest(table: str, column: str, where: str = "true"):
+            if pg.execute("select to_regclass(%s)", [table]).fetchone()[0] is None:
+                return None
+            return pg.execute(f"select max({column}) from {table} where {where}").fetchone()[0]
+
+        return {
+            "code": code_fingerprint(),
+            "data_dir": str(data.resolve()) if data else None,
+            "last_load_id": newest("ops.load_ledger", "load_id", "status = 'loaded'"),
+            "last_publication_id": newest("ops.publications", "publication_id"),
+        }
+
+
+def resumable_stages(conn: warehouse.Connection, run_id: int, token: dict) -> tuple[int | None, list[str]]:
+    """The stages the previous run completed that this run may skip (its build area is intact).
+
+    Only when the previous run failed (or was killed) with the same resume token: the same code
+    and data folder, no load and no publication since. Stages count from ``dbt`` on, in order.
+    """
+    with warehouse.connect(conn, autocommit=True) as pg:
+        previous = pg.execute(
+            "select run_id, status, resume_token from ops.pipeline_runs where run_id < %s order by run_id desc limit 1",
+            [run_id],
+        ).fetchone()
+        if not previous or previous[1] != "failed" or previous[2] != token:
+            return None, []
+        done = {
+            stage
+            for stage, status in pg.execute(
+                "select stage, status from ops.pipeline_stage_runs where run_id = %s", [previous[0]]
+            ).fetchall()
+            if status == "succeeded"
+        }
+    skip = []
+    for stage in RESUMABLE_STAGES:
+        if stage not in done:
+            break
+        skip.append(stage)
+    return previous[0], skip
 
 
 def _summary(conn: warehouse.Connection) -> list[tuple[str, int]]:
@@ -147,7 +365,8 @@ def _summary(conn: warehouse.Connection) -> list[tuple[str, int]]:
             """
             select table_schema || '.' || table_name
             from information_schema.tables
-            where table_schema like 'marts%%' or table_schema in ('ml', 'reference')
+            where (table_schema like 'marts%%' or table_schema in ('ml', 'reference'))
+              and table_schema not like '%%\\_\\_build'
             order by 1
             """
         ).fetchall()
@@ -160,27 +379,48 @@ def _summary(conn: warehouse.Connection) -> list[tuple[str, int]]:
 
 
 def run_pipeline(
-    conn: warehouse.Connection, data: Path | None, encoding: str | None, console: Console
+    conn: warehouse.Connection, data: Path | None, encoding: str | None, console: Console, resume: bool = True
 ) -> list[StageResult]:
     """Run every stage that exists; raise PipelineError naming the failed stage."""
+    if data is not None and not (data / "manifest.json").exists():
+        raise PipelineError(f"{data} holds no manifest.json: not an extract folder")
+    ledger = RunLedger(conn, "run", data)
     stages: list[tuple[str, Callable[[], str]]] = []
     if data is not None:
-        if not (data / "manifest.json").exists():
-            raise PipelineError(f"{data} holds no manifest.json: not an extract folder")
         stages.append(("ingest", lambda: _stage_ingest(conn, data, encoding, console)))
-    stages.append(("dbt", lambda: _stage_dbt(conn, console, DBT_BEFORE_SCORING)))
+    stages.append(("freshness", lambda: _stage_freshness(conn, console)))
+    stages.append(("dbt", lambda: _stage_dbt(conn, console, DBT_BEFORE_SCORING, "dbt")))
     stages.append(("score", lambda: _stage_score(conn, console)))
-    stages.append(("dbt_after_scoring", lambda: _stage_dbt(conn, console, DBT_AFTER_SCORING)))
+    stages.append(("dbt_after_scoring", lambda: _stage_dbt(conn, console, DBT_AFTER_SCORING, "dbt_after_scoring")))
+    stages.append(("publish", lambda: _stage_publish(conn, console, ledger.run_id)))
 
-    ledger = RunLedger(conn, "run", data)
     results: list[StageResult] = []
+    skip: list[str] = []
+    resumed_from: int | None = None
     for name, stage in stages:
+        faults.fault_point("pipeline", name)
+        if name == "dbt":
+            # Ingest is done: what the build stages depend on is now fixed.
+            token = resume_token(conn, data)
+            ledger.record_resume_token(token)
+            if resume:
+                resumed_from, skip = resumable_stages(conn, ledger.run_id, token)
+                if skip:
+                    console.print(
+                        f"[bold]resuming[/] after run {resumed_from}: its build area already holds"
+                        f" {', '.join(skip)} (same code, data and loads; nothing published since)"
+                    )
         ledger.stage_started(name)
+        if name in skip:
+            detail = f"resumed: completed by run {resumed_from}"
+            ledger.stage_finished(name, "succeeded", 0.0, detail)
+            results.append(StageResult(name, 0.0, detail))
+            continue
         start = time.perf_counter()
         try:
             detail = stage()
         except Exception as error:
-            ledger.stage_finished(name, "failed", time.perf_counter() - start, str(error)[:2000])
+            ledger.stage_finished(name, "failed", time.perf_counter() - start, str(error)[:4000])
             ledger.finish("failed", f"stage {name} failed")
             raise
         seconds = time.perf_counter() - start

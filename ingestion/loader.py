@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gridcredit import settings, warehouse
+from gridcredit import faults, settings, warehouse
 
 from . import arrow_validation, validation
 from .contract import Contract, TableSpec, load_contract
@@ -1096,10 +1096,11 @@ def ingest_directory(directory: Path, conn: warehouse.Connection, encoding: str 
         )
         with progress:
             hook = _ProgressHook(progress if console.is_terminal else None)
-            for table, rel, entry in planned:
+            for number, (table, rel, entry) in enumerate(planned, start=1):
                 result = loader.load(table, rel, entry, hook)
                 results.append(result)
                 _print_result(console, result)
+                faults.fault_point("ingest", number)  # crash tests: after the n-th file is done
     summary = IngestSummary(directory, extract.kind, extract.schema_version, results,
                             seconds=time.monotonic() - began)
     console.print(_summary_table(summary))

@@ -357,9 +357,7 @@ def run_model(name: str, ctx: _Context) -> ModelOutcome:
     build.stage("model_runs", record, Scope.equals(run_id=run_id))
     if decision.promote:
         build.add_statement(
-            sql.SQL(
-                "update ml.model_runs set is_current = false where model_name = %s and run_id <> %s and is_current"
-            ),
+            sql.SQL("update model_runs set is_current = false where model_name = %s and run_id <> %s and is_current"),
             [name, run_id],
         )
         if not pg.execute("select 1 from ml.model_artifacts where run_id = %s", [run_id]).fetchone():
@@ -509,6 +507,7 @@ def score_all(
     truth_dir: Path | None = None,
     cfg: dict | None = None,
     publish: bool = True,
+    read_build_area: bool = False,
 ) -> dict:
     """Run every model and publish its outputs to the ``ml`` schema in one atomic switch.
 
@@ -528,7 +527,12 @@ def score_all(
     cfg : dict, optional
         Configuration (default :func:`gridcredit.ml.config.load_config`).
     publish : bool
-        False stages everything in ``ml__build`` and stops before the switch.
+        False prepares ``ml__build`` (the next state of every ``ml`` table) and stops before the
+        switch: `gridcredit run` publishes it together with the dbt marts (write-audit-publish).
+    read_build_area : bool
+        Read the input marts from their build area (``marts_ml__build`` for ``marts_ml``, ...), as
+        `gridcredit run` does before anything is published. The configuration fingerprint (and so
+        the model version) does not depend on it.
 
     Returns
     -------
@@ -548,6 +552,9 @@ def score_all(
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from {list(MODEL_NAMES)}")
     started_at = datetime.now(UTC)
+    config_fp = config_fingerprint(cfg)
+    if read_build_area:
+        cfg = inputs_from_build_area(cfg)
     threads = int(cfg["discipline"].get("threads", 1))
     with (
         threadpool_limits(limits=threads),
@@ -563,7 +570,7 @@ def score_all(
         truth = load_truth(truth_dir if truth_dir is not None else discover_truth_dir(pg))
         build = BuildArea(pg)
         build.reset()
-        ctx = _Context(pg, log, build, ds, cfg, code_fingerprint(), config_fingerprint(cfg), truth, rescore, started_at)
+        ctx = _Context(pg, log, build, ds, cfg, code_fingerprint(), config_fp, truth, rescore, started_at)
         outcomes: dict[str, ModelOutcome] = {}
         for name in selected:
             attempt = start_attempt(log, name, None)
@@ -582,7 +589,11 @@ def score_all(
                 finish_attempt(log, attempt, outcome.status, outcome.reason, outcome.run_id)
             outcomes[name] = outcome
         monitoring_rows = stage_monitoring(ctx, outcomes) if not ds.frame.empty else {}
-        published = build.publish() if publish else {}
+        if publish:
+            published = build.publish()
+        else:
+            build.prepare()
+            published = {}
     summary = {
         "models": {name: asdict(o) for name, o in outcomes.items()},
         "monitoring_rows": monitoring_rows,
@@ -592,6 +603,18 @@ def score_all(
     }
     print_summary(console, outcomes, published)
     return summary
+
+
+def inputs_from_build_area(cfg: dict) -> dict:
+    """A copy of ``cfg`` whose input tables in published mart schemas name their build area."""
+    import copy
+    import re
+
+    out = copy.deepcopy(cfg)
+    for key, value in out["inputs"].items():
+        if isinstance(value, str):
+            out["inputs"][key] = re.sub(r"^(marts\w*|reference)\.", r"\1__build.", value)
+    return out
 
 
 def headline(outcome: ModelOutcome) -> str:

@@ -1,13 +1,17 @@
 """Write-back: COPY into the build area ``ml__build``, then one atomic switch into ``ml``.
 
-Staging (slow, may crash) and publishing (fast, one transaction) are separate:
+Staging (slow, may crash), preparing and publishing (fast, one transaction each) are separate:
 
-1. ``BuildArea.reset()`` drops what a crashed run left in ``ml__build`` and recreates it;
-2. ``BuildArea.stage(table, frame, scope)`` COPYs a frame into ``ml__build.<table>`` (unlogged,
-   same columns and primary key as the published table, so duplicates fail here, not later);
-3. ``BuildArea.publish()`` opens ONE transaction that, for every staged table, deletes the
-   published rows the run replaces (its scope: the months it scored, its run ids, ...) and inserts
-   the staged rows, then drops the build area and commits.
+1. ``BuildArea.reset()`` drops what a crashed run staged and makes every ``ml__build.<table>`` a
+   copy of ``ml.<table>`` (the build tables persist: `gridcredit run`'s dbt staging views read them);
+2. ``BuildArea.stage(table, frame, scope)`` COPYs a frame into ``ml__build.<table>__staged``
+   (unlogged, same columns and primary key, so duplicates fail here, not later);
+3. ``BuildArea.prepare()`` applies, in one transaction, the flag updates and every staged scope
+   (delete the rows the run replaces, insert the staged rows) to the build tables: ``ml__build``
+   now holds the next state of ``ml``, which dbt (the marts that use scores) and their tests read;
+4. ``publish_build_area()`` makes every ``ml`` table equal its build table (rows compared by key and
+   content) in the caller's transaction: `gridcredit score` commits it alone, `gridcredit run`
+   together with the dbt marts' schema switch (docs/decisions/0090-write-audit-publish.md).
 
 A crash (even SIGKILL) before the commit leaves ``ml`` exactly as it was: PostgreSQL rolls the
 open transaction back. Published tables are never dropped or renamed, so dbt staging views,
@@ -15,16 +19,15 @@ grants and dashboards that depend on them keep pointing at the same relations (a
 rename would leave views bound to the old relation; see docs/decisions/0031-ml-write-back.md).
 
 Fault injection for tests: ``GRIDCREDIT_KILL_AT=ml:<point>`` kills the process with SIGKILL at a
-named point (``stage:<table>`` after a table is staged, ``publish:<table>`` inside the switch
-after that table was replaced, ``publish:commit`` just before the commit).
+named point (``stage:<table>`` after a table is staged, ``prepare:commit`` before the build area
+commits, ``publish:<table>`` inside the switch after that table was synced, ``publish:commit``
+just before the switch commits).
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
-import signal
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,15 +37,15 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql
 
+from gridcredit import faults
 from gridcredit.ml.schema import BUILD_SCHEMA, SCHEMA, TABLES, Table, create_table_sql
 
 COPY_CHUNK_ROWS = 200_000
 
 
 def fault_point(name: str) -> None:
-    """SIGKILL this process when ``GRIDCREDIT_KILL_AT`` names this point (tests only)."""
-    if os.environ.get("GRIDCREDIT_KILL_AT") == f"ml:{name}":
-        os.kill(os.getpid(), signal.SIGKILL)
+    """SIGKILL this process when ``GRIDCREDIT_KILL_AT`` is ``ml:<name>`` (tests only)."""
+    faults.fault_point("ml", name)
 
 
 @dataclass
@@ -141,7 +144,12 @@ def copy_frame(pg: psycopg.Connection, schema: str, table: Table, frame: pd.Data
 
 
 class BuildArea:
-    """The ``ml__build`` schema of one scoring run."""
+    """``ml__build``: the next state of every ``ml`` table, prepared and checked before publishing.
+
+    ``ml__build.<table>`` is a persistent full copy (same columns and primary key as ``ml.<table>``;
+    never dropped, because the dbt staging views of `gridcredit run` read it), and
+    ``ml__build.<table>__staged`` holds what this run stages.
+    """
 
     def __init__(self, pg: psycopg.Connection):
         self.pg = pg
@@ -149,71 +157,163 @@ class BuildArea:
         self.statements: list[tuple[sql.Composable, list]] = []
 
     def reset(self) -> None:
-        """Drop anything a crashed run left behind and start an empty build area."""
-        self.pg.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(BUILD_SCHEMA)))
-        self.pg.execute(sql.SQL("create schema {}").format(sql.Identifier(BUILD_SCHEMA)))
-        self.pg.commit()
+        """Drop what a crashed run staged; make every build table a copy of the published one."""
+        pg = self.pg
+        pg.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(BUILD_SCHEMA)))
+        for (leftover,) in pg.execute(
+            "select tablename from pg_tables where schemaname = %s and tablename like %s",
+            [BUILD_SCHEMA, "%\\_\\_staged"],
+        ).fetchall():
+            pg.execute(sql.SQL("drop table {}.{}").format(sql.Identifier(BUILD_SCHEMA), sql.Identifier(leftover)))
+        for table in TABLES.values():
+            pg.execute(create_table_sql(table, BUILD_SCHEMA, with_comments=False))
+            for c in table.columns:  # columns added by a later version of ml/schema.py
+                pg.execute(f"alter table {BUILD_SCHEMA}.{table.name} add column if not exists {c.name} {c.type}")
+            pg.execute(sql.SQL("truncate {}.{}").format(sql.Identifier(BUILD_SCHEMA), sql.Identifier(table.name)))
+            _copy_rows(pg, table, SCHEMA, BUILD_SCHEMA)
+        pg.commit()
         self.staged, self.statements = [], []
 
     def stage(self, name: str, frame: pd.DataFrame, scope: Scope) -> int:
-        """COPY ``frame`` into ``ml__build.<name>``; it will replace ``scope`` of ``ml.<name>``.
+        """COPY ``frame`` into ``ml__build.<name>__staged``; it will replace ``scope`` of ``<name>``.
 
         Staging the same table twice appends to it (one scope per call, all applied).
         """
         table = TABLES[name]
         conformed = conform(frame, table)
+        staged = Table(f"{name}__staged", table.description, table.columns, table.primary_key)
         if not any(t.name == name for t, _ in self.staged):
-            self.pg.execute(create_table_sql(table, BUILD_SCHEMA, unlogged=True, with_comments=False))
-        n = copy_frame(self.pg, BUILD_SCHEMA, table, conformed)
+            self.pg.execute(create_table_sql(staged, BUILD_SCHEMA, unlogged=True, with_comments=False))
+        n = copy_frame(self.pg, BUILD_SCHEMA, staged, conformed)
         self.pg.commit()
         self.staged.append((table, scope))
         fault_point(f"stage:{name}")
         return n
 
     def add_statement(self, statement: sql.Composable, params: list | None = None) -> None:
-        """A statement to run inside the switch (before the replacements), e.g. flag updates."""
+        """A statement to run on the build tables before the staged rows replace their scopes.
+
+        Write it against schema ``ml``: it runs with ``search_path`` on ``ml__build``, so name the
+        tables without a schema (e.g. ``update model_runs set ...``).
+        """
         self.statements.append((statement, params or []))
 
-    def publish(self, commit: bool = True) -> dict[str, int]:
-        """The atomic switch: replace every staged scope in one transaction; drop the build area.
+    def prepare(self) -> dict[str, int]:
+        """Apply the staged rows to the build tables (one transaction): ``ml__build`` = next state.
 
-        With ``commit=False`` the caller commits (e.g. to switch dbt marts in the same transaction).
         Returns rows inserted per table.
         """
         pg = self.pg
         inserted: dict[str, int] = {}
         names = sorted({t.name for t, _ in self.staged})
-        # Lock published tables in a fixed order: readers keep reading the old rows until commit.
-        for name in names:
-            pg.execute(
-                sql.SQL("lock table {}.{} in share row exclusive mode").format(
-                    sql.Identifier(SCHEMA), sql.Identifier(name)
-                )
-            )
+        pg.execute(sql.SQL("set local search_path = {}").format(sql.Identifier(BUILD_SCHEMA)))
         for statement, params in self.statements:
             pg.execute(statement, params)
         for table, scope in self.staged:
-            target = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(table.name))
+            target = sql.SQL("{}.{}").format(sql.Identifier(BUILD_SCHEMA), sql.Identifier(table.name))
             pg.execute(sql.SQL("delete from {} where {}").format(target, scope.where), scope.params)
         for name in names:
             table = TABLES[name]
             columns = sql.SQL(", ").join(sql.Identifier(c) for c in table.column_names)
-            target = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(name))
             cur = pg.execute(
-                sql.SQL("insert into {} ({}) select {} from {}.{} order by {}").format(
-                    target,
+                sql.SQL("insert into {}.{} ({}) select {} from {}.{} order by {}").format(
+                    sql.Identifier(BUILD_SCHEMA),
+                    sql.Identifier(name),
                     columns,
                     columns,
                     sql.Identifier(BUILD_SCHEMA),
-                    sql.Identifier(name),
+                    sql.Identifier(f"{name}__staged"),
                     sql.SQL(", ").join(sql.Identifier(c) for c in table.primary_key),
                 )
             )
             inserted[name] = cur.rowcount
-            fault_point(f"publish:{name}")
-        pg.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(BUILD_SCHEMA)))
-        fault_point("publish:commit")
-        if commit:
-            pg.commit()
+            pg.execute(
+                sql.SQL("drop table {}.{}").format(sql.Identifier(BUILD_SCHEMA), sql.Identifier(f"{name}__staged"))
+            )
+        fault_point("prepare:commit")
+        pg.commit()
         self.staged, self.statements = [], []
         return inserted
+
+    def publish(self, commit: bool = True) -> dict[str, int]:
+        """The atomic switch: make every ``ml`` table equal its build table, in one transaction.
+
+        Rows are compared by primary key and content: only rows that changed are deleted and
+        inserted, so the published tables keep their identity (OIDs, grants, policies, dependent
+        views). With ``commit=False`` the caller commits (`gridcredit run` switches the dbt marts
+        in the same transaction). Returns rows inserted per table.
+        """
+        if self.staged or self.statements:
+            self.prepare()
+        return publish_build_area(self.pg, commit=commit)
+
+
+def _copy_rows(pg: psycopg.Connection, table: Table, source: str, target: str) -> int:
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in table.column_names)
+    return pg.execute(
+        sql.SQL("insert into {}.{} ({}) select {} from {}.{}").format(
+            sql.Identifier(target),
+            sql.Identifier(table.name),
+            columns,
+            columns,
+            sql.Identifier(source),
+            sql.Identifier(table.name),
+        )
+    ).rowcount
+
+
+def publish_build_area(pg: psycopg.Connection, commit: bool = True) -> dict[str, int]:
+    """Make every ``ml.<table>`` equal ``ml__build.<table>`` (delete changed/removed rows, insert
+    changed/new ones) in the caller's transaction; a no-op when the build area was never prepared."""
+    exists = pg.execute("select 1 from pg_namespace where nspname = %s", [BUILD_SCHEMA]).fetchone()
+    inserted: dict[str, int] = {}
+    if not exists:
+        return inserted
+    names = sorted(TABLES)
+    # Lock published tables in a fixed order: readers keep reading the old rows until commit.
+    for name in names:
+        pg.execute(
+            sql.SQL("lock table {}.{} in share row exclusive mode").format(sql.Identifier(SCHEMA), sql.Identifier(name))
+        )
+    for name in names:
+        table = TABLES[name]
+        published = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(name))
+        build = sql.SQL("{}.{}").format(sql.Identifier(BUILD_SCHEMA), sql.Identifier(name))
+        row = sql.SQL("({})").format(sql.SQL(", ").join(sql.Identifier(c) for c in table.column_names))
+        pg.execute(
+            sql.SQL(
+                "delete from {published} as p where not exists (select from {build} as b"
+                " where {bkey} = {pkey} and row{brow} is not distinct from row{prow})"
+            ).format(
+                published=published,
+                build=build,
+                bkey=_qualified(table.primary_key, "b"),
+                pkey=_qualified(table.primary_key, "p"),
+                brow=_qualified(table.column_names, "b"),
+                prow=_qualified(table.column_names, "p"),
+            )
+        )
+        cur = pg.execute(
+            sql.SQL(
+                "insert into {published} {row} select {cols} from {build} as b"
+                " where not exists (select from {published} as p where {pkey} = {bkey}) order by {order}"
+            ).format(
+                published=published,
+                row=row,
+                cols=sql.SQL(", ").join(sql.Identifier("b", c) for c in table.column_names),
+                build=build,
+                pkey=_qualified(table.primary_key, "p"),
+                bkey=_qualified(table.primary_key, "b"),
+                order=sql.SQL(", ").join(sql.Identifier("b", c) for c in table.primary_key),
+            )
+        )
+        inserted[name] = cur.rowcount
+        fault_point(f"publish:{name}")
+    fault_point("publish:commit")
+    if commit:
+        pg.commit()
+    return inserted
+
+
+def _qualified(columns, alias: str) -> sql.Composable:
+    return sql.SQL("({})").format(sql.SQL(", ").join(sql.Identifier(alias, c) for c in columns))

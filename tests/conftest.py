@@ -172,7 +172,11 @@ def drop_database(conn: warehouse.Connection) -> None:
         pg.execute(f'drop database if exists "{conn.dbname}" with (force)')
 
 
-def published_checksums(conn: warehouse.Connection, schemas: str = r"^(marts.*|ml|reference)$") -> dict[str, str]:
+# The published schemas; build areas (`<schema>__build`, docs/decisions/0090) are not published.
+PUBLISHED_SCHEMAS = r"^(marts(_[a-z0-9]+)*|ml|reference)$"
+
+
+def published_checksums(conn: warehouse.Connection, schemas: str = PUBLISHED_SCHEMAS) -> dict[str, str]:
     """md5 of every published table's rows in a total order (all columns), keyed by table name."""
     sums = {}
     with psycopg.connect(conn.url) as pg:

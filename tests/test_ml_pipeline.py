@@ -56,9 +56,9 @@ def ml_db(session_warehouse: warehouse.Connection, fast_cfg: dict):
         pg.execute(f'drop database if exists "{name}" with (force)')
 
 
-def checksums(conn) -> dict:
+def checksums(conn, schema: str = "ml") -> dict:
     with psycopg.connect(conn.url) as pg:
-        return table_checksums(pg)
+        return table_checksums(pg, schema)
 
 
 def test_first_run_promotes_and_backfills_12_months(ml_db):
@@ -235,7 +235,10 @@ def test_kill_during_the_switch_leaves_published_outputs_intact(ml_db, tmp_path)
     assert after["credit_scores"] != before["credit_scores"]
     assert after["arrears_warnings"] == before["arrears_warnings"]
     with psycopg.connect(conn.url) as pg:
-        assert pg.execute("select count(*) from pg_namespace where nspname = 'ml__build'").fetchone()[0] == 0
+        # The build area stays (dbt staging views of `gridcredit run` read it) and equals `ml`.
+        assert checksums(conn, "ml__build") == after
+        staged = "select count(*) from pg_tables where schemaname = 'ml__build' and tablename like '%%\\_\\_staged'"
+        assert pg.execute(staged).fetchone()[0] == 0
 
 
 def test_score_cli_is_mountable():

@@ -1,0 +1,299 @@
+"""Write-audit-publish: switch the audited build area into the published schemas in ONE transaction.
+
+`gridcredit run` builds every published dbt schema (``reference``, ``marts*``) as
+``<schema>__build`` and prepares ``ml__build`` (the next state of ``ml``); all error-severity tests
+run there. Only then :func:`publish` opens one transaction that
+
+1. drops leftovers of killed dbt runs (``*__dbt_tmp``, ``*__dbt_backup``) from the build area;
+2. swaps each published schema with its build area by three renames (``S`` -> ``S__previous``,
+   ``S__build`` -> ``S``, ``S__previous`` -> ``S__build``): the previous published state becomes
+   the next build area, from which incremental models catch up (docs/decisions/0011);
+3. moves the schema privileges with the *name* (they belong to the schema object, which was
+   renamed), gives both schemas the published default privileges, gives each table switched in
+   the grants, row-level security and policies of the table it replaces, then calls the access
+   hook (``gridcredit.access.apply_access``) for the published schemas;
+4. makes every ``ml`` table equal its build table (ml tables keep their OIDs: views bind to them);
+5. records the publication in ``ops.publications`` and commits.
+
+A crash anywhere before the commit leaves every published schema exactly as it was. What-if results
+(``whatif``) and analysts' overrides (``decisions``) are not in the switch and are never touched.
+See docs/decisions/0090-write-audit-publish.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from gridcredit import faults, warehouse
+
+BUILD_SUFFIX = "__build"
+# Schemas Superset and analysts read (dbt_project/macros/utils/generate_schema_name.sql holds the same rule).
+PUBLISHED_SCHEMA = re.compile(r"^(reference|marts\w*)$")
+DBT_LEFTOVER = re.compile(r"__dbt_(tmp|backup)$")
+
+PUBLICATIONS_DDL = """
+create schema if not exists ops;
+create table if not exists ops.publications (
+    publication_id bigint generated always as identity primary key,
+    run_id bigint,
+    published_at timestamptz not null default now(),
+    schemas text[] not null,
+    ml_rows_inserted jsonb not null
+);
+comment on table ops.publications is
+    'Every write-audit-publish switch (gridcredit run): which schemas were switched in, when, by which run.';
+"""
+
+# pg_default_acl object types and the words ALTER DEFAULT PRIVILEGES uses for them.
+DEFAULT_ACL_OBJECTS = {"r": "tables", "S": "sequences", "f": "functions", "T": "types"}
+
+
+@dataclass
+class Publication:
+    schemas: list[str]
+    ml_rows_inserted: dict[str, int]
+    leftovers_dropped: list[str]
+
+
+def build_areas(pg: psycopg.Connection) -> list[str]:
+    """Published schema names that have a build area, sorted (the switch order)."""
+    names = [
+        name[: -len(BUILD_SUFFIX)]
+        for (name,) in pg.execute(
+            "select nspname from pg_namespace where nspname like %s", ["%" + BUILD_SUFFIX.replace("_", "\\_")]
+        ).fetchall()
+    ]
+    return sorted(name for name in names if PUBLISHED_SCHEMA.match(name))
+
+
+def _schema_grants(pg: psycopg.Connection, schema: str) -> set[tuple[str, str]]:
+    """(grantee, privilege) of a schema's ACL, the owner's own rights left out."""
+    rows = pg.execute(
+        """
+        select coalesce(grantee.rolname, 'public'), acl.privilege_type
+        from pg_namespace as ns
+        cross join lateral aclexplode(ns.nspacl) as acl
+        left join pg_roles as grantee on grantee.oid = acl.grantee
+        where ns.nspname = %s and acl.grantee <> ns.nspowner
+        """,
+        [schema],
+    ).fetchall()
+    return {(grantee, privilege) for grantee, privilege in rows}
+
+
+def _default_grants(pg: psycopg.Connection, schema: str) -> set[tuple[str, str, str, str]]:
+    """(owner role, object type, grantee, privilege) of the default privileges set IN SCHEMA."""
+    rows = pg.execute(
+        """
+        select owner.rolname, defaults.defaclobjtype::text, coalesce(grantee.rolname, 'public'), acl.privilege_type
+        from pg_default_acl as defaults
+        join pg_namespace as ns on ns.oid = defaults.defaclnamespace
+        join pg_roles as owner on owner.oid = defaults.defaclrole
+        cross join lateral aclexplode(defaults.defaclacl) as acl
+        left join pg_roles as grantee on grantee.oid = acl.grantee
+        where ns.nspname = %s
+        """,
+        [schema],
+    ).fetchall()
+    return {tuple(row) for row in rows if row[1] in DEFAULT_ACL_OBJECTS}
+
+
+def _grantee(name: str) -> sql.Composable:
+    return sql.SQL("public") if name == "public" else sql.Identifier(name)
+
+
+def _set_schema_grants(pg, schema: str, have: set, want: set) -> None:
+    for grantee, privilege in sorted(have - want):
+        pg.execute(
+            sql.SQL("revoke {} on schema {} from {}").format(
+                sql.SQL(privilege), sql.Identifier(schema), _grantee(grantee)
+            )
+        )
+    for grantee, privilege in sorted(want - have):
+        pg.execute(
+            sql.SQL("grant {} on schema {} to {}").format(sql.SQL(privilege), sql.Identifier(schema), _grantee(grantee))
+        )
+
+
+def _set_default_grants(pg, schema: str, have: set, want: set) -> None:
+    for owner, kind, grantee, privilege in sorted(have - want):
+        pg.execute(
+            sql.SQL("alter default privileges for role {} in schema {} revoke {} on {} from {}").format(
+                sql.Identifier(owner),
+                sql.Identifier(schema),
+                sql.SQL(privilege),
+                sql.SQL(DEFAULT_ACL_OBJECTS[kind]),
+                _grantee(grantee),
+            )
+        )
+    for owner, kind, grantee, privilege in sorted(want - have):
+        pg.execute(
+            sql.SQL("alter default privileges for role {} in schema {} grant {} on {} to {}").format(
+                sql.Identifier(owner),
+                sql.Identifier(schema),
+                sql.SQL(privilege),
+                sql.SQL(DEFAULT_ACL_OBJECTS[kind]),
+                _grantee(grantee),
+            )
+        )
+
+
+def _table_access(pg: psycopg.Connection, schema: str) -> tuple[dict, dict, dict]:
+    """Per relation of a schema: its grants (grantee, privilege), its RLS flags, its policies."""
+    grants: dict[str, set[tuple[str, str]]] = {}
+    flags: dict[str, tuple[bool, bool]] = {}
+    for name, grantee, privilege, rls, force in pg.execute(
+        """
+        select cls.relname, coalesce(grantee.rolname, 'public'), acl.privilege_type,
+            cls.relrowsecurity, cls.relforcerowsecurity
+        from pg_class as cls
+        join pg_namespace as ns on ns.oid = cls.relnamespace
+        left join lateral aclexplode(cls.relacl) as acl on true
+        left join pg_roles as grantee on grantee.oid = acl.grantee
+        where ns.nspname = %s and cls.relkind in ('r', 'p', 'v', 'm')
+            and (acl.grantee is null or acl.grantee <> cls.relowner)
+        """,
+        [schema],
+    ).fetchall():
+        grants.setdefault(name, set())
+        if privilege is not None:
+            grants[name].add((grantee, privilege))
+        flags[name] = (rls, force)
+    policies: dict[str, list[tuple]] = {}
+    for row in pg.execute(
+        "select tablename, policyname, permissive, roles::text[], cmd, qual, with_check"
+        " from pg_policies where schemaname = %s order by tablename, policyname",
+        [schema],
+    ).fetchall():
+        policies.setdefault(row[0], []).append(row[1:])
+    return grants, flags, policies
+
+
+def _carry_table_access(pg: psycopg.Connection, schema: str, old: tuple[dict, dict, dict]) -> None:
+    """Give the tables just switched in the grants, RLS and policies their predecessors had.
+
+    A grant every old table had (``grant select on all tables in schema ...``) also goes to new
+    tables; grants the build gave (dbt ``grants``, default privileges) are kept.
+    """
+    old_grants, old_flags, old_policies = old
+    new_grants, new_flags, new_policies = _table_access(pg, schema)
+    common = set.intersection(*old_grants.values()) if old_grants else set()
+    for table in sorted(new_grants):
+        wanted = old_grants.get(table, common)
+        for grantee, privilege in sorted(wanted - new_grants[table]):
+            pg.execute(
+                sql.SQL("grant {} on {}.{} to {}").format(
+                    sql.SQL(privilege), sql.Identifier(schema), sql.Identifier(table), _grantee(grantee)
+                )
+            )
+        rls, force = old_flags.get(table, (False, False))
+        target = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+        if rls and not new_flags[table][0]:
+            pg.execute(sql.SQL("alter table {} enable row level security").format(target))
+        if force and not new_flags[table][1]:
+            pg.execute(sql.SQL("alter table {} force row level security").format(target))
+        present = {policy[0] for policy in new_policies.get(table, [])}
+        for name, permissive, roles, command, using, check in old_policies.get(table, []):
+            if name in present:
+                continue
+            statement = sql.SQL("create policy {} on {} as {} for {} to {}").format(
+                sql.Identifier(name),
+                target,
+                sql.SQL(permissive.lower()),
+                sql.SQL(command.lower()),
+                sql.SQL(", ").join(_grantee(role) for role in roles),
+            )
+            if using is not None:
+                statement += sql.SQL(" using ({})").format(sql.SQL(using))
+            if check is not None:
+                statement += sql.SQL(" with check ({})").format(sql.SQL(check))
+            pg.execute(statement)
+
+
+def _drop_dbt_leftovers(pg: psycopg.Connection, schemas: list[str]) -> list[str]:
+    """Relations a killed dbt run left in the build area (``x__dbt_tmp``, ``x__dbt_backup``)."""
+    rows = pg.execute(
+        """
+        select ns.nspname, cls.relname, cls.relkind
+        from pg_class as cls
+        join pg_namespace as ns on ns.oid = cls.relnamespace
+        where ns.nspname = any(%s) and cls.relkind in ('r', 'v', 'm', 'p') and cls.relname ~ '__dbt_(tmp|backup)$'
+        order by 1, 2
+        """,
+        [[schema + BUILD_SUFFIX for schema in schemas]],
+    ).fetchall()
+    kinds = {"r": "table", "p": "table", "v": "view", "m": "materialized view"}
+    for schema, name, kind in rows:
+        pg.execute(
+            sql.SQL("drop {} if exists {}.{} cascade").format(
+                sql.SQL(kinds[kind]), sql.Identifier(schema), sql.Identifier(name)
+            )
+        )
+    return [f"{schema}.{name}" for schema, name, _ in rows]
+
+
+def apply_access_policies(pg: psycopg.Connection, schemas: list[str]) -> None:
+    """Re-apply the access rules of the published schemas inside the switch transaction.
+
+    The roles, grants and row-level security policies are defined by ``gridcredit.access``
+    (issue 7, "Access"); when that module is present its ``apply_access(pg, schemas)`` runs here,
+    without committing, after the generic carry-over above.
+    """
+    try:
+        from gridcredit import access
+    except ImportError:
+        return
+    apply = getattr(access, "apply_access", None)
+    if apply is not None:
+        apply(pg, [*schemas, "ml"])
+
+
+def publish(conn: warehouse.Connection, run_id: int | None = None) -> Publication:
+    """Switch every build area in; all or nothing (one transaction)."""
+    from gridcredit.ml.writeback import publish_build_area
+
+    with warehouse.connect(conn) as pg:
+        pg.execute(PUBLICATIONS_DDL)
+        pg.commit()
+        schemas = build_areas(pg)
+        faults.fault_point("publish", "begin")
+        leftovers = _drop_dbt_leftovers(pg, schemas)
+        existing = {
+            name for (name,) in pg.execute("select nspname from pg_namespace where nspname = any(%s)", [schemas])
+        }
+        for schema in schemas:
+            build = schema + BUILD_SUFFIX
+            if schema not in existing:
+                rename = sql.SQL("alter schema {} rename to {}")
+                pg.execute(rename.format(sql.Identifier(build), sql.Identifier(schema)))
+                continue
+            published_grants, build_grants = _schema_grants(pg, schema), _schema_grants(pg, build)
+            published_defaults, build_defaults = _default_grants(pg, schema), _default_grants(pg, build)
+            published_tables = _table_access(pg, schema)
+            previous = schema + "__previous"
+            pg.execute(sql.SQL("alter schema {} rename to {}").format(sql.Identifier(schema), sql.Identifier(previous)))
+            pg.execute(sql.SQL("alter schema {} rename to {}").format(sql.Identifier(build), sql.Identifier(schema)))
+            pg.execute(sql.SQL("alter schema {} rename to {}").format(sql.Identifier(previous), sql.Identifier(build)))
+            # Privileges follow the name: readers keep USAGE on the published schema, never on a build area.
+            _set_schema_grants(pg, schema, have=build_grants, want=published_grants)
+            _set_schema_grants(pg, build, have=published_grants, want=build_grants)
+            # Default privileges shape the tables the *next* build creates in the build area: both
+            # schemas get the published schema's.
+            _set_default_grants(pg, schema, have=build_defaults, want=published_defaults)
+            _set_default_grants(pg, build, have=published_defaults, want=published_defaults)
+            _carry_table_access(pg, schema, published_tables)
+            faults.fault_point("publish", schema)
+        apply_access_policies(pg, schemas)
+        ml_rows = publish_build_area(pg, commit=False)
+        pg.execute(
+            "insert into ops.publications (run_id, schemas, ml_rows_inserted) values (%s, %s, %s::jsonb)",
+            [run_id, schemas, json.dumps(ml_rows)],
+        )
+        faults.fault_point("publish", "commit")
+        pg.commit()
+    return Publication(schemas, ml_rows, leftovers)

@@ -1,0 +1,159 @@
+"""Write-audit-publish: failing tests and stale sources leave every published table as it was.
+
+Each case works on a clone of the session's built warehouse, injects one defect that an
+error-severity dbt test (or the freshness check) must catch, reruns `gridcredit run` and compares
+the ordered checksum of every published table (conftest.published_checksums) with the state before.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import psycopg
+import pytest
+from conftest import GRIDCREDIT_BIN, clone_database, drop_database, published_checksums
+
+from gridcredit.publish import PUBLISHED_SCHEMA
+
+
+def _run(conn, *args, **env):
+    environment = dict(os.environ, WAREHOUSE_URL=conn.url, **env)
+    return subprocess.run([GRIDCREDIT_BIN, "run", *args], env=environment, capture_output=True, text=True, timeout=1800)
+
+
+@pytest.fixture
+def clone(built_warehouse):
+    conn = clone_database(built_warehouse)
+    yield conn
+    drop_database(conn)
+
+
+def _latest_load_customer(pg) -> str:
+    return pg.execute(
+        "select customer_id from raw_billing.customers order by _load_id desc, customer_id limit 1"
+    ).fetchone()[0]
+
+
+# Each defect: (what it breaks, SQL that injects it, the test that must catch it).
+DEFECTS = {
+    "staging: a customer type outside the code list": (
+        "update raw_billing.customers set customer_type = 'spaceship' where customer_id = %(customer)s",
+        "accepted_values_stg_billing__customers_customer_type",
+    ),
+    "marts_core: a customer in a supply region that does not exist": (
+        "update raw_billing.customers set region_code = 'ZZ99' where customer_id = %(customer)s",
+        "relationships_dim_customers_region_code",
+    ),
+    # Caught by the staging test of the ML step's output, in the after-scoring phase.
+    "after scoring: a credit score outside 0-100 from the ML step": (
+        "update ml.credit_scores set score = 250"
+        " where as_of_month = (select max(as_of_month) from ml.credit_scores)"
+        " and customer_id = (select min(customer_id) from ml.credit_scores)",
+        "accepted_range_stg_ml__credit_scores_score",
+    ),
+}
+
+
+@pytest.mark.parametrize("defect", list(DEFECTS))
+def test_failing_test_leaves_published_data_unchanged(clone, defect):
+    statement, test_name = DEFECTS[defect]
+    with psycopg.connect(clone.url) as pg:
+        pg.execute(statement, {"customer": _latest_load_customer(pg)})
+    before = published_checksums(clone)
+    publications = _count(clone, "ops.publications")
+
+    result = _run(clone)
+
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert published_checksums(clone) == before, "a failing test let data through to a published schema"
+    assert _count(clone, "ops.publications") == publications
+    # The message names the failed test and the table holding its failing rows, which holds them.
+    message = result.stderr
+    assert test_name in message, message[-3000:]
+    stored = re.search(r"failing row\(s\), stored in (\S+)", message)
+    assert stored, message[-3000:]
+    with psycopg.connect(clone.url) as pg:
+        assert pg.execute(f"select count(*) from {stored.group(1)}").fetchone()[0] > 0
+
+
+def test_stale_source_stops_the_publish(clone):
+    with psycopg.connect(clone.url) as pg:
+        pg.execute(
+            "update ops.load_ledger set finished_at = finished_at - interval '400 days'"
+            " where system = 'billing' and table_name = 'bills'"
+        )
+    before = published_checksums(clone)
+    result = _run(clone)
+    assert result.returncode != 0
+    assert "source freshness" in result.stderr and "billing.bills" in result.stderr, result.stderr[-3000:]
+    assert "publish is stopped" in result.stderr
+    assert published_checksums(clone) == before
+
+
+def test_publish_switches_build_areas_and_keeps_privileges_and_policies(clone):
+    """A clean rerun switches every build area in. Privileges and row-level security granted on the
+    published tables stay with the published names (the tables switched in get them in the same
+    transaction), the build areas give readers nothing, and what-if results outside the switch stay."""
+    with psycopg.connect(clone.url, autocommit=True) as pg:
+        pg.execute("do $$ begin create role wap_reader nologin; exception when duplicate_object then null; end $$")
+        pg.execute("grant usage on schema marts_core to wap_reader")
+        pg.execute("grant select on all tables in schema marts_core to wap_reader")
+        pg.execute("alter default privileges in schema marts_core grant select on tables to wap_reader")
+        pg.execute("grant select on marts_core.fct_customer_months to wap_reader")
+        pg.execute("alter table marts_core.dim_customers enable row level security")
+        pg.execute(
+            "create policy wap_one_region on marts_core.dim_customers for select to wap_reader"
+            " using (region_code = (select min(region_code) from marts_core.dim_customers))"
+        )
+        old_oid = pg.execute("select 'marts_core.dim_customers'::regclass::oid").fetchone()[0]
+        pg.execute("create schema if not exists whatif")
+        pg.execute("create table if not exists whatif.wap_probe (n int)")
+        pg.execute("insert into whatif.wap_probe values (1)")
+        publications = _count(clone, "ops.publications")
+    result = _run(clone, "--no-resume")
+    assert result.returncode == 0, result.stderr[-3000:]
+    with psycopg.connect(clone.url) as pg:
+        assert _count(clone, "ops.publications") == publications + 1
+        assert pg.execute("select has_schema_privilege('wap_reader', 'marts_core', 'usage')").fetchone()[0]
+        assert not pg.execute("select has_schema_privilege('wap_reader', 'marts_core__build', 'usage')").fetchone()[0]
+        defaults = pg.execute(
+            "select ns.nspname from pg_default_acl as d join pg_namespace as ns on ns.oid = d.defaclnamespace"
+            " where d.defaclacl::text like '%%wap_reader%%'"
+        ).fetchall()
+        # The next build creates its tables in the build area: both schemas carry the defaults.
+        assert sorted(defaults) == [("marts_core",), ("marts_core__build",)]
+        assert pg.execute("select 'marts_core.dim_customers'::regclass::oid").fetchone()[0] != old_oid
+        for table in ("dim_customers", "fct_customer_months", "fct_bills"):
+            assert pg.execute(
+                "select has_table_privilege('wap_reader', %s, 'select')", [f"marts_core.{table}"]
+            ).fetchone()[0], table
+        assert pg.execute(
+            "select relrowsecurity from pg_class where oid = 'marts_core.dim_customers'::regclass"
+        ).fetchone()[0]
+        assert (
+            pg.execute(
+                "select count(*) from pg_policies where schemaname = 'marts_core' and tablename = 'dim_customers'"
+                " and policyname = 'wap_one_region'"
+            ).fetchone()[0]
+            == 1
+        )
+        assert pg.execute("select count(*) from whatif.wap_probe").fetchone()[0] == 1
+        # No leftovers of dbt in any published schema or build area, no ml staging tables.
+        leftovers = pg.execute(
+            "select ns.nspname || '.' || c.relname from pg_class as c"
+            " join pg_namespace as ns on ns.oid = c.relnamespace where c.relname ~ '(__dbt_tmp|__dbt_backup|__staged)$'"
+        ).fetchall()
+        assert leftovers == []
+        schemas = [name for (name,) in pg.execute("select nspname from pg_namespace order by 1")]
+    published = [name for name in schemas if PUBLISHED_SCHEMA.match(name)]
+    assert {"marts_core", "marts_ml", "reference"} <= set(published)
+    assert all(f"{name}__build" in schemas for name in published)
+
+
+def _count(conn, table: str) -> int:
+    with psycopg.connect(conn.url) as pg:
+        if pg.execute("select to_regclass(%s)", [table]).fetchone()[0] is None:
+            return 0
+        return pg.execute(f"select count(*) from {table}").fetchone()[0]
