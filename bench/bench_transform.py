@@ -76,6 +76,12 @@ def lineage_seconds(target: Path, run_results: dict, model: str) -> float:
     return sum(r["execution_time"] for r in run_results["results"] if r["unique_id"] in seen)
 
 
+def slowest_nodes(run_results: dict, count: int = 12) -> dict[str, float]:
+    """Execution seconds of the slowest nodes of one dbt run (models and tests), slowest first."""
+    timed = sorted(run_results.get("results", []), key=lambda r: r["execution_time"], reverse=True)
+    return {r["unique_id"].split(".", 1)[1]: round(r["execution_time"], 1) for r in timed[:count]}
+
+
 def mart_rows(conn: warehouse.Connection) -> dict[str, int]:
     with psycopg.connect(conn.url) as pg:
         tables = pg.execute(
@@ -132,7 +138,8 @@ def bench_size(server: warehouse.Connection, customers: int, months: int, seed: 
     rows = mart_rows(conn)
 
     ingest_directory(increment, conn=conn)
-    incremental_seconds, _ = dbt(conn, work / f"target-{customers}-inc", "build", "--selector", "before_scoring")
+    incremental_seconds, incremental_results = dbt(
+        conn, work / f"target-{customers}-inc", "build", "--selector", "before_scoring")
     with psycopg.connect(admin.url, autocommit=True) as pg:
         pg.execute(f'drop database if exists "{name}" with (force)')
     return {
@@ -147,6 +154,9 @@ def bench_size(server: warehouse.Connection, customers: int, months: int, seed: 
         "lineage_to_statement_ratio": round(lineage / reference["seconds"], 2) if reference["seconds"] else None,
         "incremental_month_dbt_build_seconds": round(incremental_seconds, 1),
         "incremental_share_of_full_build": round(incremental_seconds / full_seconds, 3),
+        "slowest_nodes_full_build": slowest_nodes(results),
+        "slowest_nodes_incremental_month": slowest_nodes(incremental_results),
+        "load_average_1_5_15_min": [round(x, 2) for x in os.getloadavg()],
     }
 
 

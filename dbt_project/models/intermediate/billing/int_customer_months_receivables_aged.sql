@@ -1,3 +1,11 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='month_start_date',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
 -- What each customer owed at each month end, as known then: one row per customer per month.
 --
 -- Running totals per customer: receivable bills issued, bills past their due date (and more than
@@ -7,6 +15,20 @@
 -- threshold. Days past due: age of the oldest bill not covered by credits plus the tolerance, found
 -- on one sorted line of bill ends and month-end credit positions (no customer x bill join).
 -- Amounts dated before a customer's first row count in that first row.
+-- Incremental by month (docs/decisions/0011, 0017): the running totals of the rebuilt months start
+-- from this model's own row of the month before the first rebuilt one (up to date: the ledger has
+-- nothing newer for it); only entries of the rebuilt months are summed, and only bills above the
+-- lowest credit position of the rebuilt months can be the oldest unpaid one.
+{%- set reprocess_from = gridcredit.reprocess_from_month(ref('int_load_ledger_months')) %}
+{%- set carries = reprocess_from not in ('all', 'none') %}
+{%- set measures = [
+    ('billed_month', 'receivable_billed_amount'),
+    ('overdue_over_0_days_month', 'overdue_billed_amount'),
+    ('overdue_over_30_days_month', 'overdue_over_30_days_billed_amount'),
+    ('overdue_over_60_days_month', 'overdue_over_60_days_billed_amount'),
+    ('overdue_over_90_days_month', 'overdue_over_90_days_billed_amount'),
+] %}
+{%- set running_measures = ['credited_amount'] + measures | map(attribute=1) | list %}
 with
 
 spine as (
@@ -49,15 +71,23 @@ first_months as (
 
 ),
 
+{% if carries -%}
+-- running totals up to the month before the first rebuilt month, from this model's own rows
+carried as (
+
+    select
+        previous.customer_id,
+        {%- for measure in running_measures %}
+        previous.{{ measure }}_to_date{{ ',' if not loop.last }}
+        {%- endfor %}
+    from {{ this }} as previous
+    where previous.month_start_date = {{ gridcredit.add_months("cast('" ~ reprocess_from ~ "' as date)", -1) }}
+
+),
+{%- endif %}
+
 entries as (
 
-    {%- set measures = [
-        ('billed_month', 'receivable_billed_amount'),
-        ('overdue_over_0_days_month', 'overdue_billed_amount'),
-        ('overdue_over_30_days_month', 'overdue_over_30_days_billed_amount'),
-        ('overdue_over_60_days_month', 'overdue_over_60_days_billed_amount'),
-        ('overdue_over_90_days_month', 'overdue_over_90_days_billed_amount'),
-    ] %}
     {%- for month_column, measure in measures %}
     select
         bills.customer_id,
@@ -112,6 +142,7 @@ monthly_entries as (
     from entries
     inner join first_months
         on entries.customer_id = first_months.customer_id
+    where {{ gridcredit.reprocess_filter('greatest(entries.entry_month, first_months.first_month)', reprocess_from) }}
     group by entries.customer_id, greatest(entries.entry_month, first_months.first_month)
 
 ),
@@ -124,6 +155,7 @@ bills_due as (
         count(*) as bills_due_count,
         sum(case when bills.is_paid_by_due_date then 1 else 0 end) as bills_paid_on_time_count
     from bills
+    where {{ gridcredit.reprocess_filter('bills.due_month', reprocess_from) }}
     group by bills.customer_id, bills.due_month
 
 ),
@@ -137,9 +169,12 @@ cumulated as (
         coalesce(monthly_entries.billed_amount, 0) as billed_amount,
         coalesce(monthly_entries.billed_kwh, 0) as billed_kwh,
         coalesce(monthly_entries.collected_amount, 0) as collected_amount,
+        spine.source_load_id,
         coalesce(bills_due.bills_due_count, 0) as bills_due_count,
-        {%- for measure in ['credited_amount'] + measures | map(attribute=1) | list %}
-        sum(coalesce(monthly_entries.{{ measure }}, 0)) over customer_history as {{ measure }}_to_date,
+        {%- for measure in running_measures %}
+        {%- set carried_amount = 'coalesce(carried.' ~ measure ~ '_to_date, 0)' if carries else '0' %}
+        sum(coalesce(monthly_entries.{{ measure }}, 0)) over customer_history + {{ carried_amount }}
+            as {{ measure }}_to_date,
         {%- endfor %}
         coalesce(bills_due.bills_paid_on_time_count, 0) as bills_paid_on_time_count
     from spine
@@ -151,6 +186,11 @@ cumulated as (
         on
             spine.customer_id = bills_due.customer_id
             and spine.month_start_date = bills_due.month_start_date
+    {%- if carries %}
+    left join carried
+        on spine.customer_id = carried.customer_id
+    {%- endif %}
+    where {{ gridcredit.reprocess_filter('spine.month_start_date', reprocess_from) }}
     window customer_history as (
         partition by spine.customer_id
         order by spine.month_start_date
@@ -158,6 +198,19 @@ cumulated as (
     )
 
 ),
+
+{% if carries -%}
+lowest_positions as (
+
+    select
+        cumulated.customer_id,
+        min(cumulated.credited_amount_to_date) + max(policy.arrears_tolerance_amount) as position_amount
+    from cumulated
+    cross join policy
+    group by cumulated.customer_id
+
+),
+{%- endif %}
 
 -- bill ends and month-end credit positions on one line per customer, highest first: for a month
 -- end, the bills above its position are those not covered; the oldest due among them is the
@@ -183,6 +236,13 @@ positions as (
         1 as position_order,
         bills.due_date
     from bills
+    {%- if carries %}
+    -- a bill at or below every rebuilt month's position is covered in all of them
+    inner join lowest_positions
+        on
+            bills.customer_id = lowest_positions.customer_id
+            and bills.billed_through_amount > lowest_positions.position_amount
+    {%- endif %}
 
 ),
 
@@ -229,7 +289,11 @@ final as (
             else 0
         end as days_past_due,
         cumulated.bills_due_count,
-        cumulated.bills_paid_on_time_count
+        cumulated.bills_paid_on_time_count,
+        {%- for measure in running_measures %}
+        cumulated.{{ measure }}_to_date,
+        {%- endfor %}
+        cumulated.source_load_id
     from cumulated
     inner join oldest_unpaid
         on

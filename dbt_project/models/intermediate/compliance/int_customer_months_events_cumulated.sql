@@ -1,7 +1,19 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='month_start_date',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
 -- Monthly event counts on the customer-month spine, with the running totals that need the whole
 -- history: confirmed thefts to date, deposit balance, and whether the customer's enterprise is on
 -- the dishonest-debtor list at the month end (listed more often than removed). One row per
 -- customer per month.
+-- Incremental by month (docs/decisions/0011, 0017): the running totals of the rebuilt months start
+-- from this model's own row of the month before the first rebuilt one (up to date: the ledger has
+-- nothing newer for it), so history is not re-read.
+{%- set reprocess_from = gridcredit.reprocess_from_month(ref('int_load_ledger_months')) %}
 with
 
 spine as (
@@ -15,6 +27,21 @@ events as (
     select * from {{ ref('int_customer_events_aggregated_to_months') }}
 
 ),
+
+{% if reprocess_from not in ('all', 'none') -%}
+-- running totals up to the month before the first rebuilt month, from this model's own rows
+carried as (
+
+    select
+        previous.customer_id,
+        previous.confirmed_theft_count_to_date,
+        previous.deposit_balance_amount,
+        previous.dishonest_debtor_net_listings
+    from {{ this }} as previous
+    where previous.month_start_date = {{ gridcredit.add_months("cast('" ~ reprocess_from ~ "' as date)", -1) }}
+
+),
+{%- endif %}
 
 first_months as (
 
@@ -73,41 +100,71 @@ joined as (
         coalesce(events_clamped.dishonest_debtor_listed_count, 0) as dishonest_debtor_listed_count,
         coalesce(events_clamped.dishonest_debtor_removed_count, 0) as dishonest_debtor_removed_count,
         coalesce(events_clamped.deposit_change_amount, 0) as deposit_change_amount,
-        events_clamped.prepaid_balance_amount
+        events_clamped.prepaid_balance_amount,
+        spine.source_load_id
     from spine
     left join events_clamped
         on
             spine.customer_id = events_clamped.customer_id
             and spine.month_start_date = events_clamped.month_start_date
+    where {{ gridcredit.reprocess_filter('spine.month_start_date', reprocess_from) }}
 
 ),
 
-final as (
+cumulated as (
 
     select
-        joined.customer_id,
-        joined.month_start_date,
-        joined.dunning_notice_count,
-        joined.disconnection_count,
-        joined.reconnection_count,
-        joined.inspection_count,
-        joined.confirmed_theft_count,
-        joined.violation_count,
-        joined.recovered_amount,
-        joined.meter_event_count,
-        joined.tamper_event_count,
-        joined.legal_event_count,
-        joined.prepaid_balance_amount,
-        sum(joined.confirmed_theft_count) over customer_history as confirmed_theft_count_to_date,
-        sum(joined.deposit_change_amount) over customer_history as deposit_balance_amount,
+        joined.*,
+        sum(joined.confirmed_theft_count) over customer_history as theft_count_since_carried,
+        sum(joined.deposit_change_amount) over customer_history as deposit_change_since_carried,
         sum(joined.dishonest_debtor_listed_count - joined.dishonest_debtor_removed_count) over customer_history
-        > 0 as is_dishonest_debtor
+            as net_listings_since_carried
     from joined
     window customer_history as (
         partition by joined.customer_id
         order by joined.month_start_date
         rows between unbounded preceding and current row
     )
+
+),
+
+final as (
+
+    select
+        cumulated.customer_id,
+        cumulated.month_start_date,
+        cumulated.dunning_notice_count,
+        cumulated.disconnection_count,
+        cumulated.reconnection_count,
+        cumulated.inspection_count,
+        cumulated.confirmed_theft_count,
+        cumulated.violation_count,
+        cumulated.recovered_amount,
+        cumulated.meter_event_count,
+        cumulated.tamper_event_count,
+        cumulated.legal_event_count,
+        cumulated.prepaid_balance_amount,
+        {%- if reprocess_from not in ('all', 'none') %}
+        cumulated.theft_count_since_carried + coalesce(carried.confirmed_theft_count_to_date, 0)
+            as confirmed_theft_count_to_date,
+        cumulated.deposit_change_since_carried + coalesce(carried.deposit_balance_amount, 0)
+            as deposit_balance_amount,
+        cumulated.net_listings_since_carried + coalesce(carried.dishonest_debtor_net_listings, 0)
+            as dishonest_debtor_net_listings,
+        cumulated.net_listings_since_carried + coalesce(carried.dishonest_debtor_net_listings, 0) > 0
+            as is_dishonest_debtor,
+        {%- else %}
+        cumulated.theft_count_since_carried as confirmed_theft_count_to_date,
+        cumulated.deposit_change_since_carried as deposit_balance_amount,
+        cumulated.net_listings_since_carried as dishonest_debtor_net_listings,
+        cumulated.net_listings_since_carried > 0 as is_dishonest_debtor,
+        {%- endif %}
+        cumulated.source_load_id
+    from cumulated
+    {%- if reprocess_from not in ('all', 'none') %}
+    left join carried
+        on cumulated.customer_id = carried.customer_id
+    {%- endif %}
 
 )
 

@@ -1,12 +1,25 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='month_start_date',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
 -- One row per customer per month, from the month the account opened (or the first month of the
 -- data horizon) to the last month of the horizon. Closed accounts keep their rows after closing
 -- (final bills and arrears outlive the account); is_account_open says whether the account was open
 -- at some time in the month. Attributes are those in force at the month end (customer history).
+-- Incremental by month like the marts it feeds (docs/decisions/0011, 0017): only the months a new
+-- load can touch are rebuilt; a month's rows depend on nothing but that month.
+{%- set reprocess_from = gridcredit.reprocess_from_month(ref('int_load_ledger_months')) %}
+
 with
 
 months as (
 
     select * from {{ ref('int_load_ledger_months') }}
+    where {{ gridcredit.reprocess_filter('month_start_date', reprocess_from) }}
 
 ),
 
@@ -30,8 +43,7 @@ spine as (
         customers.close_date,
         months.month_start_date,
         months.month_end_date,
-        months.source_load_id,
-        months.is_latest_month
+        months.source_load_id
     from customers
     inner join months
         on customers.open_date <= months.month_end_date
@@ -46,7 +58,6 @@ final as (
         spine.month_start_date,
         spine.month_end_date,
         spine.source_load_id,
-        spine.is_latest_month,
         history.customer_version_id,
         history.customer_kind,
         history.is_organisation,
@@ -59,8 +70,8 @@ final as (
         history.settlement_method,
         history.payment_method,
         history.contract_capacity_kva,
-        spine.open_date,
-        spine.close_date,
+        -- open and close dates stay out of the rows: a closing in a later month would change
+        -- rows of earlier months, which an incremental build does not rebuild
         spine.close_date is null or spine.close_date >= spine.month_start_date as is_account_open,
         {%- set tenure = gridcredit.months_between('spine.open_date', 'spine.month_end_date') %}
         cast({{ tenure }} as integer) as tenure_months,

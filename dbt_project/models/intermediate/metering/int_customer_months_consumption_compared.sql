@@ -1,19 +1,32 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='month_start_date',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
 -- Consumption per customer per month compared with the customer's own baseline (mean of the up to
 -- 12 previous months with rows; used once minimum_baseline_months are there) and with its peers
 -- (same industry section and tariff in the same month, the customer itself excluded; used once
 -- minimum_peer_customers are there). Missing reading days: days the account was open without a
 -- reading. One row per customer per month of the spine.
+-- Incremental by month (docs/decisions/0011, 0017): the months to rebuild plus the 12 before them
+-- (the baseline window) are read; peers are within a month.
+{%- set reprocess_from = gridcredit.reprocess_from_month(ref('int_load_ledger_months')) %}
 with
 
 spine as (
 
     select * from {{ ref('int_customer_months_spined') }}
+    where {{ gridcredit.reprocess_filter('month_start_date', reprocess_from, lookback_months=12) }}
 
 ),
 
 readings as (
 
     select * from {{ ref('int_readings_aggregated_to_customer_months') }}
+    where {{ gridcredit.reprocess_filter('month_start_date', reprocess_from, lookback_months=12) }}
 
 ),
 
@@ -30,6 +43,7 @@ monthly as (
         spine.month_start_date,
         spine.industry_code,
         spine.tariff_code,
+        spine.source_load_id,
         coalesce(readings.consumption_kwh, 0) as consumption_kwh,
         coalesce(readings.reading_days, 0) as reading_days,
         coalesce(readings.zero_reading_days, 0) as zero_reading_days,
@@ -96,9 +110,11 @@ final as (
                         {{ gridcredit.safe_divide('compared.consumption_kwh', 'compared.peer_total_kwh / compared.peer_customer_count') }}
                         as numeric(18, 4)
                     )
-        end as consumption_vs_peers_ratio
+        end as consumption_vs_peers_ratio,
+        compared.source_load_id
     from compared
     cross join policy
+    where {{ gridcredit.reprocess_filter('compared.month_start_date', reprocess_from) }}
 
 )
 

@@ -24,18 +24,22 @@ spine as (
 receivables as (
 
     select * from {{ ref('int_customer_months_receivables_aged') }}
+    -- the 12-month maximum of days past due needs the 11 months before the first rebuilt one
+    where {{ gridcredit.reprocess_filter('month_start_date', reprocess_from, lookback_months=11) }}
 
 ),
 
 consumption as (
 
     select * from {{ ref('int_customer_months_consumption_compared') }}
+    where {{ gridcredit.reprocess_filter('month_start_date', reprocess_from) }}
 
 ),
 
 events as (
 
     select * from {{ ref('int_customer_months_events_cumulated') }}
+    where {{ gridcredit.reprocess_filter('month_start_date', reprocess_from) }}
 
 ),
 
