@@ -18,7 +18,11 @@ final as (
         cast(extract(year from days.date_day) as integer) as calendar_year,
         cast(extract(month from days.date_day) as integer) as calendar_month,
         cast(extract(day from days.date_day) as integer) as day_of_month,
-        cast(extract(isodow from days.date_day) as integer) as iso_day_of_week,
+        -- extract(year|month|day) is ANSI SQL; the ISO day of week (Monday = 1) is counted from a known
+        -- Monday, as engines name that date part differently
+        cast(
+            mod({{ gridcredit.days_between("cast('1900-01-01' as date)", 'days.date_day') }}, 7) + 1 as integer
+        ) as iso_day_of_week,
         days.date_day = days.month_end_date as is_month_end
     from days
 
