@@ -160,6 +160,16 @@ def bench_size(server: warehouse.Connection, customers: int, months: int, seed: 
     }
 
 
+def git_commit() -> str | None:
+    """HEAD of the checkout the figures were measured on (+dirty if the dbt project has changes)."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    if head.returncode != 0:
+        return None
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "dbt_project"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    return head.stdout.strip() + ("+dirty" if dirty else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, nargs="+", default=[10000, 30000, 100000])
@@ -191,6 +201,7 @@ def main() -> None:
         "benchmark": "transform",
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count()},
+        "git_commit": git_commit(),
         "runs": runs,
         "targets": targets,
     }
