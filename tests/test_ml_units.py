@@ -15,7 +15,7 @@ from gridcredit.ml.features import MONTH_INDEX, ColumnInfo, Dataset, discover_fe
 from gridcredit.ml.grades import apply_overrides, grade_for_score, points_to_score, score_from_probability
 from gridcredit.ml.modelling import labelled_plan
 from gridcredit.ml.monitoring import bin_shares, psi, psi_bin_edges, psi_flag, psi_from_shares
-from gridcredit.ml.reasons import format_value, top_reasons
+from gridcredit.ml.reasons import format_value, occlusion_contributions, top_reasons
 from gridcredit.ml.registry import promotion_decision
 from gridcredit.ml.splits import InsufficientHistory, TimeSplit, out_of_time_split
 from gridcredit.ml.synthetic import make_marts
@@ -280,6 +280,34 @@ def test_top_reasons_strongest_first_in_plain_words():
     assert out.loc[0, "reason_3"] is None
     assert out.loc[0, "reason_codes"] == "days_past_due,c"
     assert out.loc[1].isna().all()
+
+
+def test_occlusion_skips_only_rows_already_at_the_reference():
+    """Rows at the reference value (NaN included) get 0 without a prediction; the others get
+    exactly predict(row) - predict(row with the reference), as a full re-prediction would."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 3))
+    X[::3, 0] = 0.5
+    X[::4, 1] = np.nan
+    reference = np.array([0.5, np.nan, 0.0])
+    weights = np.array([1.0, -2.0, 0.7])
+    predicted_rows = []
+
+    def predict(block):
+        predicted_rows.append(len(block))
+        return np.nansum(np.tanh(block * weights), axis=1) + np.isnan(block[:, 1]) * 0.3
+
+    out = occlusion_contributions(predict, X, reference, [0, 1], batch_rows=16)
+    rows_predicted = sum(predicted_rows)
+    for j in (0, 1):
+        changed = X.copy()
+        changed[:, j] = reference[j]
+        np.testing.assert_allclose(out[:, j], predict(X) - predict(changed), rtol=0, atol=1e-12)
+    assert np.isnan(out[:, 2]).all()
+    assert (out[::3, 0] == 0).all() and (out[::4, 1] == 0).all()
+    # one base prediction per batch plus only the rows that differ from the reference
+    differs = (X[:, 0] != 0.5).sum() + (~np.isnan(X[:, 1])).sum()
+    assert rows_predicted == len(X) + differs
 
 
 def test_format_value():
