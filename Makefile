@@ -11,6 +11,7 @@ MONTHS ?= 36
 SEED ?= 42
 DEMO_DIR ?= data/demo-$(CUSTOMERS)x$(MONTHS)-s$(SEED)
 SCALES ?= 10000 30000 100000
+comma := ,
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # platformdirs (pulled in by dbt and the postgres wheel) warns when this is unset.
 export XDG_RUNTIME_DIR ?= /tmp/gridcredit-runtime-$(shell id -u)
@@ -61,6 +62,9 @@ docs: install ## Build the dbt docs site (lineage, descriptions) into dbt_projec
 	$(GRIDCREDIT) warehouse start
 	$(GRIDCREDIT) dbt docs generate
 	@echo "open dbt_project/target/index.html, or: $(GRIDCREDIT) dbt docs serve --port 8081"
+
+bench: $(BIN)/.installed ## Whole pipeline per scale (SCALES="10000 30000 100000" or SCALES=10000,30000) -> bench/results/latest.json, docs/BENCHMARKS.md
+	nice -n 10 $(BIN)/python bench/bench_pipeline.py --scales $(subst $(comma), ,$(SCALES)) --months $(MONTHS)
 
 bench-ingest: install ## Ingestion throughput vs plain COPY -> bench/results/ingest-latest.json
 	$(BIN)/python bench/bench_ingest.py --customers $(CUSTOMERS) --months $(MONTHS)

@@ -32,6 +32,32 @@ from gridcredit.ml.synthetic import make_marts, write_marts
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def model_figures(summary: dict) -> dict[str, dict]:
+    """Per model of a ``score_all`` summary: training seconds, scoring rows/s and the headline metric."""
+    models = {}
+    for model, outcome in summary["models"].items():
+        timings = outcome.get("timings", {})
+        rows = sum(outcome.get("rows", {}).values())
+        score_s = timings.get("score_s", 0.0)
+        models[model] = {
+            "status": outcome["status"],
+            "trained": outcome["trained"],
+            "training_seconds": timings.get("fit_s"),
+            "evaluation_seconds": timings.get("evaluate_s"),
+            "scoring_seconds": score_s,
+            "rows_scored": rows,
+            "scoring_rows_per_second": round(rows / score_s) if score_s else None,
+            "staging_seconds": timings.get("stage_s"),
+            "total_seconds": round(outcome.get("seconds", 0.0), 2),
+            "headline_metric": {
+                k: outcome["metrics"].get(k)
+                for k in ("auc", "precision_at_capacity", "mae_ratio")
+                if k in outcome["metrics"]
+            },
+        }
+    return models
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=100_000)
@@ -71,27 +97,7 @@ def main() -> None:
             began = time.perf_counter()
             summary = score_all(target, rescore=(run == "rescore_run"))
             seconds = time.perf_counter() - began
-            models = {}
-            for model, outcome in summary["models"].items():
-                timings = outcome.get("timings", {})
-                rows = sum(outcome.get("rows", {}).values())
-                score_s = timings.get("score_s", 0.0)
-                models[model] = {
-                    "status": outcome["status"],
-                    "trained": outcome["trained"],
-                    "training_seconds": timings.get("fit_s"),
-                    "evaluation_seconds": timings.get("evaluate_s"),
-                    "scoring_seconds": score_s,
-                    "rows_scored": rows,
-                    "scoring_rows_per_second": round(rows / score_s) if score_s else None,
-                    "staging_seconds": timings.get("stage_s"),
-                    "total_seconds": round(outcome.get("seconds", 0.0), 2),
-                    "headline_metric": {
-                        k: outcome["metrics"].get(k)
-                        for k in ("auc", "precision_at_capacity", "mae_ratio")
-                        if k in outcome["metrics"]
-                    },
-                }
+            models = model_figures(summary)
             result[run] = {"seconds": round(seconds, 1), "models": models, "published_rows": summary["published_rows"]}
             print(f"{run}: {seconds:.1f} s")
             for model, m in models.items():
