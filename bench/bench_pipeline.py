@@ -39,6 +39,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -110,6 +111,7 @@ TARGETS = {
     "end_to_end_s": ("<", 15 * 60, "end to end < 15 min (at 100k x 36)"),
     "peak_rss_bytes": ("<", 4 * 1024**3, "peak memory < 4 GiB (at 100k x 36)"),
 }
+STAGES = ("copy_vs_ingest", "end_to_end", "handwritten_sql", "duckdb", "bi", "incremental_month", "ml")
 # Targets that the issue sets at 100k customers only.
 TARGETS_AT_100K = {"bi_p95_s", "end_to_end_s", "peak_rss_bytes"}
 # The cost of each stage whose growth across scales is fitted (figure key -> label).
@@ -188,9 +190,20 @@ def run_sampled(command: list[str], env: dict[str, str], log: Path, extra_roots:
     """Run `command` (output to `log`) sampling its process tree plus `extra_roots`; raise on failure."""
     with log.open("ab") as out:
         started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        # Its own process group, so that an interrupted run ends with its dbt children.
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         with TreeMemorySampler(lambda: [process.pid, *extra_roots()]) as sampler:
-            code = process.wait()
+            try:
+                code = process.wait()
+            except BaseException:  # Ctrl-C: stop the run (and its dbt) too, not just the harness
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                raise
         seconds = time.perf_counter() - started
     if code != 0:
         tail = log.read_text(errors="replace")[-3000:]
@@ -395,17 +408,23 @@ def bi_p95(conn: warehouse.Connection, wanted: bool) -> tuple[float | None, str 
 class Stages:
     """Runs named stages, recording seconds or the error; a stage whose prerequisite failed is skipped."""
 
-    def __init__(self, figures: dict, console: Console) -> None:
+    def __init__(self, figures: dict, console: Console, skip: frozenset[str] = frozenset()) -> None:
         self.figures = figures
         self.console = console
+        self.skip = skip
         self.failed: set[str] = set()
         figures["errors"] = {}
+        figures["skipped"] = {}
         figures["stage_seconds"] = {}
 
     def run(self, name: str, body: Callable[[], None], needs: tuple[str, ...] = ()) -> None:
-        missing = [n for n in needs if n in self.failed]
+        if name in self.skip:
+            self.figures["skipped"][name] = "not run: --skip"
+            self.console.print(f"  [yellow]skipped[/] {name} (--skip)")
+            return
+        missing = [n for n in needs if n in self.failed or n in self.skip]
         if missing:
-            self.figures["errors"][name] = f"skipped: needs {', '.join(missing)}, which failed"
+            self.figures["errors"][name] = f"skipped: needs {', '.join(missing)}, which failed or was skipped"
             self.failed.add(name)
             self.console.print(f"  [yellow]skipped[/] {name}: needs {', '.join(missing)}")
             return
@@ -424,12 +443,20 @@ class Stages:
         self.console.print(f"  [green]done[/] {name} in {seconds:,.1f} s")
 
 
-def bench_scale(customers: int, months: int, seed: int, work: Path, with_bi: bool, console: Console) -> dict:
+def bench_scale(
+    customers: int,
+    months: int,
+    seed: int,
+    work: Path,
+    with_bi: bool,
+    console: Console,
+    skip: frozenset[str] = frozenset(),
+) -> dict:
     figures: dict = {key: None for key in SCALE_KEYS}
     figures.update(
         customers=customers, months=months, seed=seed, load_average_start=[round(x, 2) for x in os.getloadavg()]
     )
-    stages = Stages(figures, console)
+    stages = Stages(figures, console, skip)
     home = work / "home"
     extract, increment = work / "extract", work / "increment"
     logs = work / "logs"
@@ -735,6 +762,8 @@ def markdown(report: dict) -> str:
     for s in scales:
         for stage, error in (s.get("errors") or {}).items():
             out.append(f"- {s['customers']:,} customers, stage `{stage}`: {error.splitlines()[0][:200]}")
+        for stage, reason in (s.get("skipped") or {}).items():
+            out.append(f"- {s['customers']:,} customers, stage `{stage}`: {reason}")
         if s.get("bi_not_measured_reason"):
             out.append(f"- {s['customers']:,} customers, BI: {s['bi_not_measured_reason']}")
     if report.get("scales_not_run"):
@@ -768,6 +797,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bi", action="store_true", help="start Superset on each scale's warehouse and measure p95")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder for latest.json and the dated copy")
     parser.add_argument("--docs", type=Path, default=DOCS, help="markdown file whose generated section is rewritten")
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=STAGES,
+        help="stages not to run (their figures stay null, the JSON says why)",
+    )
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed)")
     args = parser.parse_args(argv)
     scales = [int(x) for item in args.scales for x in str(item).replace(",", " ").split()]
@@ -794,7 +830,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for customers in scales:
             console.rule(f"{customers:,} customers x {args.months} months")
-            figures = bench_scale(customers, args.months, args.seed, work_root / f"scale-{customers}", args.bi, console)
+            figures = bench_scale(
+                customers,
+                args.months,
+                args.seed,
+                work_root / f"scale-{customers}",
+                args.bi,
+                console,
+                frozenset(args.skip),
+            )
             report["scales"].append(figures)
             shutil.rmtree(work_root / f"scale-{customers}", ignore_errors=True)
     except KeyboardInterrupt:

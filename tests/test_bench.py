@@ -36,6 +36,10 @@ def tiny_bench(tmp_path_factory) -> tuple[dict, Path]:
             str(out),
             "--docs",
             str(docs),
+            # The incremental month is one more `gridcredit run` (the code path of end_to_end):
+            # skipped to keep the test short; the JSON must say so.
+            "--skip",
+            "incremental_month",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -58,7 +62,10 @@ def test_results_file_has_every_key_of_the_issue(tiny_bench):
     assert not missing
     assert scale["errors"] == {}, scale.get("tracebacks")
     assert (scale["customers"], scale["months"]) == (CUSTOMERS, MONTHS)
-    measured = [k for k in bench_pipeline.SCALE_KEYS if k not in ("bi_p95_s", "ml_train_s", "ml_score_rows_per_s")]
+    assert scale["skipped"] == {"incremental_month": "not run: --skip"}
+    assert scale["incremental_month_s"] is None and scale["incremental_share"] is None
+    not_numbers = ("bi_p95_s", "ml_train_s", "ml_score_rows_per_s", "incremental_month_s", "incremental_share")
+    measured = [k for k in bench_pipeline.SCALE_KEYS if k not in not_numbers]
     assert all(isinstance(scale[k], int | float) and scale[k] > 0 for k in measured), {k: scale[k] for k in measured}
     assert set(scale["ml_train_s"]) == set(scale["ml_score_rows_per_s"]) and scale["ml_train_s"]
     # BI needs a Superset: without --bi the figure is null and the reason says so.
@@ -94,6 +101,10 @@ def test_failed_stage_is_recorded_and_its_dependents_skipped():
     assert figures["errors"]["first"].startswith("ZeroDivisionError")
     assert "first" in figures["errors"]["second"] and ran == [3]
     assert "third" in figures["stage_seconds"]
+    skipping = bench_pipeline.Stages(figures := {}, Console(quiet=True), skip=frozenset({"first"}))
+    skipping.run("first", lambda: ran.append("first"))
+    skipping.run("second", lambda: ran.append("second"), needs=("first",))
+    assert ran == [3] and figures["skipped"] == {"first": "not run: --skip"} and "second" in figures["errors"]
 
 
 def test_growth_exponent_of_a_power_law():
