@@ -361,47 +361,46 @@ def compare_csv_with_mart(conn: warehouse.Connection, rows_csv: Path) -> dict:
 
 
 # -- BI ---------------------------------------------------------------------------------------------
-def bi_p95(conn: warehouse.Connection, wanted: bool) -> tuple[float | None, str | None, dict | None]:
-    """p95 chart-data latency over every dashboard chart, or (None, reason)."""
-    if not wanted:
-        return None, "not measured: run with --bi (needs a Superset; `make bench-bi` measures the demo warehouse)", None
-    import bench_bi
+def bi_p95(env: dict[str, str], work: Path, wanted: bool) -> tuple[float | None, str | None, dict | None]:
+    """p95 chart-data latency over every dashboard chart (bench/bench_bi.py), or (None, reason).
 
-    bi = bench_bi._load_bi()
-    env_before = os.environ.get("WAREHOUSE_URL")
-    os.environ["WAREHOUSE_URL"] = conn.url
+    `env` points the CLI at this scale's warehouse (WAREHOUSE_URL, GRIDCREDIT_HOME); Superset gets a
+    free port, is provisioned (`gridcredit bi up`), measured, and stopped again.
+    """
+    if not wanted:
+        return None, "not measured: run with --bi (starts Superset on this warehouse; needs .venv-superset)", None
+    if not (ROOT / ".venv-superset" / "bin" / "gunicorn").exists():
+        return None, "not measured: no .venv-superset (make superset-venv)", None
+    env = dict(env, GRIDCREDIT_SUPERSET_PORT=str(free_port()))
+    out = work / "bi"
     try:
-        up = subprocess.run([GRIDCREDIT, "bi", "up"], cwd=ROOT, capture_output=True, text=True, env=os.environ)
-        status = bi.bi_status()
-        if up.returncode != 0 or not status.get("healthy"):
-            return None, f"Superset did not start (gridcredit bi up exit {up.returncode}): {up.stderr[-500:]}", None
-        api = bi.client()
-        charts = api.request("GET", "/api/v1/chart/?q=(columns:!(id,slice_name),page_size:1000)")["result"]
-        timings: list[float] = []
-        per_chart = {}
-        for _ in range(5):
-            for chart in charts:
-                started = time.perf_counter()
-                api.request("GET", f"/api/v1/chart/{chart['id']}/data/?force=true")
-                seconds = time.perf_counter() - started
-                timings.append(seconds)
-                per_chart.setdefault(chart["slice_name"], []).append(seconds)
-        detail = {name: round(bench_bi.percentile(v, 0.95), 4) for name, v in per_chart.items()}
-        return (
-            round(bench_bi.percentile(timings, 0.95), 4),
-            None,
-            {
-                "charts": len(charts),
-                "requests": len(timings),
-                "p50_s": round(bench_bi.percentile(timings, 0.5), 4),
-                "p95_per_chart_s": detail,
-            },
+        up = subprocess.run([GRIDCREDIT, "bi", "up"], cwd=ROOT, env=env, capture_output=True, text=True)
+        if up.returncode != 0:
+            return None, f"Superset did not start (gridcredit bi up exit {up.returncode}): {up.stdout[-800:]}", None
+        measured = subprocess.run(
+            [sys.executable, str(BENCH / "bench_bi.py"), "--runs", "5", "--out", str(out)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
         )
+        if measured.returncode != 0:
+            raise RuntimeError(f"bench_bi.py exit {measured.returncode}: {measured.stderr[-2000:]}")
     finally:
-        if env_before is None:
-            os.environ.pop("WAREHOUSE_URL", None)
-        else:
-            os.environ["WAREHOUSE_URL"] = env_before
+        subprocess.run([GRIDCREDIT, "bi", "down"], cwd=ROOT, env=env, capture_output=True)
+    report = json.loads((out / "bi-latest.json").read_text())
+    dashboards = report["dashboards"]
+    worst = max(dashboards.items(), key=lambda item: item[1]["p95_s"])
+    return (
+        worst[1]["p95_s"],
+        None,
+        {
+            "worst_dashboard": worst[0],
+            "p95_s_per_dashboard": {slug: d["p95_s"] for slug, d in dashboards.items()},
+            "p50_s_per_dashboard": {slug: d["p50_s"] for slug, d in dashboards.items()},
+            "runs_per_chart": report["runs_per_chart"],
+        },
+    )
 
 
 # -- one scale --------------------------------------------------------------------------------------
@@ -586,7 +585,7 @@ def bench_scale(
             figures["duckdb_ratio_vs_sql"] = round(peer["seconds"] / figures["handwritten_sql_s"], 3)
 
     def bi() -> None:
-        p95, reason, detail = bi_p95(db["pipeline"], with_bi)
+        p95, reason, detail = bi_p95(dict(env, WAREHOUSE_URL=db["pipeline"].url), work, with_bi)
         figures["bi_p95_s"], figures["bi_not_measured_reason"], figures["bi"] = p95, reason, detail
 
     def incremental_month() -> None:
@@ -689,6 +688,8 @@ def fmt(value, kind: str = "") -> str:
         return f"{value:.2f}x"
     if kind == "%":
         return f"{value:.0%}"
+    if isinstance(value, str):
+        return value
     if isinstance(value, float):
         return f"{value:,.3g}"
     return f"{value:,}" if isinstance(value, int) else str(value)
@@ -723,11 +724,32 @@ def markdown(report: dict) -> str:
     row("incremental month (ingest + dbt + score)", lambda s: s.get("incremental_month_s"), "s")
     row("incremental / end to end", lambda s: s.get("incremental_share"), "%", "<= 15%")
     models = sorted({m for s in scales for m in (s.get("ml_train_s") or {})})
+
+    def ml_figure(s: dict, model: str, key: str, kind: str = "") -> str:
+        outcome = (s.get("ml_models") or {}).get(model) or {}
+        if outcome.get("status") == "skipped":
+            return "skipped (too little history)"
+        return fmt((s.get(key) or {}).get(model), kind)
+
     for m in models:
-        row(f"ML {m}: train", lambda s, m=m: (s.get("ml_train_s") or {}).get(m), "s")
-        row(f"ML {m}: score rows/s", lambda s, m=m: (s.get("ml_score_rows_per_s") or {}).get(m))
+        row(f"ML {m}: train", lambda s, m=m: ml_figure(s, m, "ml_train_s", "s"))
+        row(f"ML {m}: score rows/s", lambda s, m=m: ml_figure(s, m, "ml_score_rows_per_s"))
     row("BI chart-data p95", lambda s: s.get("bi_p95_s"), "s", "< 1 s at 100k")
     row("end to end `gridcredit run --data`", lambda s: s.get("end_to_end_s"), "s", "< 15 min at 100k")
+    row(
+        "… of which ingest / dbt / score / dbt after scoring",
+        lambda s: " / ".join(
+            fmt((s.get("end_to_end_stages_s") or {}).get(k), "s")
+            for k in ("ingest", "dbt", "score", "dbt_after_scoring")
+        ),
+    )
+    row(
+        "incremental month: ingest / dbt / score / dbt after scoring",
+        lambda s: " / ".join(
+            fmt((s.get("incremental_month_stages_s") or {}).get(k), "s")
+            for k in ("ingest", "dbt", "score", "dbt_after_scoring")
+        ),
+    )
     row("peak memory, all processes (RSS sum)", lambda s: s.get("peak_rss_bytes"), "bytes", "< 4 GiB at 100k")
     row("peak memory, all processes (PSS sum)", lambda s: s.get("peak_pss_bytes"), "bytes")
     row(
@@ -805,7 +827,13 @@ def main(argv: list[str] | None = None) -> int:
         help="stages not to run (their figures stay null, the JSON says why)",
     )
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed)")
+    parser.add_argument(
+        "--docs-only", action="store_true", help="measure nothing: rewrite the docs section from RESULTS/latest.json"
+    )
     args = parser.parse_args(argv)
+    if args.docs_only:
+        write_docs(args.docs, markdown(json.loads((args.results / "latest.json").read_text())))
+        return 0
     scales = [int(x) for item in args.scales for x in str(item).replace(",", " ").split()]
     console = Console(stderr=True)
 
