@@ -376,7 +376,8 @@ def bi_p95(env: dict[str, str], work: Path, wanted: bool) -> tuple[float | None,
     try:
         up = subprocess.run([GRIDCREDIT, "bi", "up"], cwd=ROOT, env=env, capture_output=True, text=True)
         if up.returncode != 0:
-            return None, f"Superset did not start (gridcredit bi up exit {up.returncode}): {up.stdout[-800:]}", None
+            said = (up.stdout + up.stderr).strip()[-800:]
+            return None, f"Superset did not start (gridcredit bi up exit {up.returncode}): {said}", None
         measured = subprocess.run(
             [sys.executable, str(BENCH / "bench_bi.py"), "--runs", "5", "--out", str(out)],
             cwd=ROOT,
@@ -431,6 +432,10 @@ class Stages:
         with self.console.status(f"  {name} ...", spinner="dots"):
             try:
                 body()
+            except KeyboardInterrupt:
+                self.figures["errors"][name] = "interrupted (Ctrl-C) before it finished"
+                self.figures["status"] = "interrupted"
+                raise
             except Exception as error:  # a failed stage is a result: record it and go on
                 self.failed.add(name)
                 self.figures["errors"][name] = f"{type(error).__name__}: {error}"[:4000]
@@ -450,8 +455,11 @@ def bench_scale(
     with_bi: bool,
     console: Console,
     skip: frozenset[str] = frozenset(),
+    figures: dict | None = None,
 ) -> dict:
-    figures: dict = {key: None for key in SCALE_KEYS}
+    """Measure one scale into `figures` (filled as stages finish, so an interrupted scale keeps them)."""
+    figures = {} if figures is None else figures
+    figures.update({key: None for key in SCALE_KEYS})
     figures.update(
         customers=customers, months=months, seed=seed, load_average_start=[round(x, 2) for x in os.getloadavg()]
     )
@@ -858,7 +866,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for customers in scales:
             console.rule(f"{customers:,} customers x {args.months} months")
-            figures = bench_scale(
+            figures: dict = {}
+            report["scales"].append(figures)
+            bench_scale(
                 customers,
                 args.months,
                 args.seed,
@@ -866,8 +876,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.bi,
                 console,
                 frozenset(args.skip),
+                figures,
             )
-            report["scales"].append(figures)
             shutil.rmtree(work_root / f"scale-{customers}", ignore_errors=True)
     except KeyboardInterrupt:
         interrupted = True
