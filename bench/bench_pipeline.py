@@ -745,17 +745,17 @@ def markdown(report: dict) -> str:
     row("BI chart-data p95", lambda s: s.get("bi_p95_s"), "s", "< 1 s at 100k")
     row("end to end `gridcredit run --data`", lambda s: s.get("end_to_end_s"), "s", "< 15 min at 100k")
     row(
-        "… of which ingest / dbt / score / dbt after scoring",
+        "… of which ingest / dbt / score / dbt after scoring / publish",
         lambda s: " / ".join(
             fmt((s.get("end_to_end_stages_s") or {}).get(k), "s")
-            for k in ("ingest", "dbt", "score", "dbt_after_scoring")
+            for k in ("ingest", "dbt", "score", "dbt_after_scoring", "publish")
         ),
     )
     row(
-        "incremental month: ingest / dbt / score / dbt after scoring",
+        "incremental month: ingest / dbt / score / dbt after scoring / publish",
         lambda s: " / ".join(
             fmt((s.get("incremental_month_stages_s") or {}).get(k), "s")
-            for k in ("ingest", "dbt", "score", "dbt_after_scoring")
+            for k in ("ingest", "dbt", "score", "dbt_after_scoring", "publish")
         ),
     )
     row("peak memory, all processes (RSS sum)", lambda s: s.get("peak_rss_bytes"), "bytes", "< 4 GiB at 100k")
