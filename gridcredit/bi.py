@@ -695,6 +695,9 @@ def build_query_context(chart: dict) -> dict:
             [col, asc]
             for col, asc in (json.loads(x) if isinstance(x, str) else x for x in params.get("order_by_cols") or [])
         ]
+    elif viz == "pivot_table_v2":
+        columns = [*(params.get("groupbyRows") or []), *(params.get("groupbyColumns") or [])]
+        orderby = [[metrics[0], not params.get("order_desc", True)]] if metrics else []
     elif viz in {"big_number_total"}:
         columns = []
         orderby = []
@@ -931,10 +934,15 @@ def exposures(files: dict[str, dict] | None = None) -> dict:
     return {"version": 2, "exposures": items}
 
 
+# dbt parses the exposures from here (models/exposures/), so `dbt docs` and `dbt ls --select +exposure:...`
+# know which models each dashboard reads.
+EXPOSURES_FILE = settings.DBT_PROJECT_DIR / "models" / "exposures" / "_superset__exposures.yml"
+
+
 def exposures_text(files: dict[str, dict] | None = None) -> str:
     header = (
         "# dbt exposures of the Superset dashboards: generated from superset/assets by\n"
-        "# `gridcredit bi exposures > superset/exposures.yml`; tests/test_bi.py checks it is current.\n"
+        "# `gridcredit bi exposures --write`; tests/test_bi.py checks it is current and that dbt parses it.\n"
     )
     return header + yaml.safe_dump(exposures(files), sort_keys=False, allow_unicode=True, width=110)
 
@@ -1021,6 +1029,13 @@ def credentials_command(
 
 
 @app.command("exposures")
-def exposures_command() -> None:
-    """Print the dbt exposures YAML of the dashboards (superset/exposures.yml)."""
-    typer.echo(exposures_text(), nl=False)
+def exposures_command(
+    write: Annotated[bool, typer.Option("--write", help=f"Write {EXPOSURES_FILE.name} instead of printing.")] = False,
+) -> None:
+    """Print (or --write) the dbt exposures of the dashboards (dbt_project/models/exposures/)."""
+    text = exposures_text()
+    if write:
+        EXPOSURES_FILE.write_text(text, encoding="utf-8")
+        console.print(f"wrote {EXPOSURES_FILE.relative_to(PROJECT_ROOT)}")
+    else:
+        typer.echo(text, nl=False)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import io
+import json
 import os
 import stat
 import subprocess
@@ -123,24 +124,49 @@ def test_rates_are_ratios_of_sums():
             )
 
 
-def test_exposures_list_every_dashboard_and_its_models():
-    path = PROJECT_ROOT / "superset" / "exposures.yml"
-    assert path.read_text() == bi.exposures_text(BUNDLE), "regenerate: gridcredit bi exposures > superset/exposures.yml"
-    exposures = yaml.safe_load(path.read_text())["exposures"]
-    by_slug = {exposure["url"].rsplit("/dashboard/", 1)[1].strip("/"): exposure for exposure in exposures}
-    assert set(by_slug) == set(DASHBOARDS)
+def _dashboard_tables(dashboard: dict) -> set[tuple[str, str]]:
+    tables = set()
+    for node in dashboard["position"].values():
+        if isinstance(node, dict) and node.get("type") == "CHART":
+            dataset = DATASETS[CHARTS[node["meta"]["uuid"]]["dataset_uuid"]]
+            tables.add((dataset["schema"], dataset["table_name"]))
+    return tables
+
+
+def test_exposures_file_is_current():
+    assert bi.EXPOSURES_FILE.read_text() == bi.exposures_text(BUNDLE), "regenerate: gridcredit bi exposures --write"
+
+
+def test_dbt_parses_an_exposure_per_dashboard_covering_its_tables(built_warehouse, tmp_path):
+    """dbt itself (not a YAML reading of ours) resolves each dashboard's exposure to the relations it reads."""
+    from gridcredit.cli import dbt_environment
+
+    target = tmp_path / "dbt-target"
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("dbt")), "parse", "--target-path", str(target), "--log-path", str(target)],
+        cwd=settings.DBT_PROJECT_DIR,
+        env=dbt_environment(built_warehouse),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+    manifest = json.loads((target / "manifest.json").read_text())
+    relations = {}
+    for unique_id, node in [*manifest["nodes"].items(), *manifest["sources"].items()]:
+        if node["resource_type"] in {"model", "source", "seed", "snapshot"}:
+            relations[unique_id] = (node["schema"], node.get("alias") or node.get("identifier") or node["name"])
+    by_slug = {}
+    for exposure in manifest["exposures"].values():
+        if exposure["type"] == "dashboard" and "/dashboard/" in (exposure.get("url") or ""):
+            by_slug[exposure["url"].rsplit("/dashboard/", 1)[1].strip("/")] = exposure
+    assert set(by_slug) == set(DASHBOARDS), "one dbt exposure per dashboard in superset/assets"
     for slug, dashboard in DASHBOARDS.items():
-        tables = set()
-        for node in dashboard["position"].values():
-            if isinstance(node, dict) and node.get("type") == "CHART":
-                tables.add(DATASETS[CHARTS[node["meta"]["uuid"]]["dataset_uuid"]]["table_name"])
-        refs = {ref.rsplit("'", 2)[1] for ref in by_slug[slug]["depends_on"]}
-        assert refs == tables, slug
-        assert by_slug[slug]["type"] == "dashboard" and by_slug[slug]["owner"]["name"]
-    # Once the dbt project includes the exposures, its copy must be this one.
-    dbt_copy = PROJECT_ROOT / "dbt_project" / "models" / "exposures" / "_superset__exposures.yml"
-    if dbt_copy.exists():
-        assert yaml.safe_load(dbt_copy.read_text()) == yaml.safe_load(path.read_text())
+        exposure = by_slug[slug]
+        read = {relations[unique_id] for unique_id in exposure["depends_on"]["nodes"]}
+        missing = _dashboard_tables(dashboard) - read
+        assert not missing, f"{slug}: the exposure misses {sorted(missing)}"
+        assert exposure["owner"]["name"] and exposure["label"] == dashboard["dashboard_title"]
 
 
 # -- configuration refusals (Superset's venv, no server) ----------------------------------------------
