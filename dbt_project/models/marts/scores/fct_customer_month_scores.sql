@@ -1,0 +1,101 @@
+-- Scores with the customer's segments: one row per customer per scored as-of month. The credit
+-- score and grades, the arrears warning and the theft suspicion of the ML step, joined with the
+-- region, industry, customer type, tariff and value tier the customer had that month, and the
+-- final grade of the month before (grade migration), so BI can drill any score by any segment.
+with
+
+credit_scores as (
+
+    select * from {{ ref('stg_ml__credit_scores') }}
+
+),
+
+arrears_warnings as (
+
+    select * from {{ ref('stg_ml__arrears_warnings') }}
+
+),
+
+theft_suspicion as (
+
+    select * from {{ ref('stg_ml__theft_suspicion') }}
+
+),
+
+customer_months as (
+
+    select * from {{ ref('fct_customer_months') }}
+
+),
+
+features as (
+
+    select * from {{ ref('fct_customer_month_features') }}
+
+),
+
+with_previous_grade as (
+
+    select
+        credit_scores.*,
+        lag(credit_scores.final_grade) over customer_history as previous_final_grade,
+        lag(credit_scores.as_of_month) over customer_history as previous_as_of_month
+    from credit_scores
+    window customer_history as (partition by credit_scores.customer_id order by credit_scores.as_of_month)
+
+),
+
+final as (
+
+    select
+        {{ gridcredit.surrogate_key(['scores.customer_id', 'scores.as_of_month']) }} as customer_month_id,
+        scores.customer_id,
+        scores.as_of_month,
+        customer_months.region_code,
+        customer_months.industry_code,
+        customer_months.customer_type,
+        customer_months.tariff_code,
+        features.value_tier,
+        scores.score,
+        {{ gridcredit.score_band('scores.score') }} as score_band,
+        scores.bad_12m_probability,
+        scores.model_grade,
+        scores.final_grade,
+        {{ gridcredit.grade_rank('scores.final_grade') }} as final_grade_rank,
+        scores.model_grade <> scores.final_grade as is_grade_overridden,
+        scores.grade_override_reason,
+        scores.reason_1,
+        scores.reason_2,
+        scores.reason_3,
+        -- Only a score of the calendar month before counts as "last month's grade".
+        case
+            when scores.previous_as_of_month = {{ gridcredit.add_months('scores.as_of_month', -1) }}
+                then scores.previous_final_grade
+        end as previous_final_grade,
+        arrears_warnings.arrears_probability,
+        arrears_warnings.warning_level,
+        theft_suspicion.suspicion_score,
+        theft_suspicion.is_on_inspection_list,
+        scores.is_in_training_window,
+        scores.model_version
+    from with_previous_grade as scores
+    left join customer_months
+        on
+            scores.customer_id = customer_months.customer_id
+            and scores.as_of_month = customer_months.month_start_date
+    left join features
+        on
+            scores.customer_id = features.customer_id
+            and scores.as_of_month = features.as_of_month
+    left join arrears_warnings
+        on
+            scores.customer_id = arrears_warnings.customer_id
+            and scores.as_of_month = arrears_warnings.as_of_month
+    left join theft_suspicion
+        on
+            scores.customer_id = theft_suspicion.customer_id
+            and scores.as_of_month = theft_suspicion.as_of_month
+
+)
+
+select * from final
