@@ -69,6 +69,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20, help="requests per chart")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--note", default="", help="free text stored with the figures (e.g. what else ran)")
     args = parser.parse_args()
     bi = _load_bi()
 
@@ -90,6 +91,7 @@ def main() -> int:
         for chart in api.request("GET", "/api/v1/chart/?q=(columns:!(id,uuid),page_size:1000)")["result"]
     }
 
+    load_before = os.getloadavg()
     results = {}
     for slug, dashboard in sorted(dashboards.items()):
         members = [
@@ -140,6 +142,9 @@ def main() -> int:
             "python": platform.python_version(),
         },
         "warehouse": {"customers": customers, "months": months},
+        # The machines are shared: the load average says how much else competed for the 2 cores.
+        "load_average": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in os.getloadavg()]},
+        "note": args.note,
         "superset": {"url": status["url"], "workers": bi.bi_settings().workers, "cache": "none (force=true)"},
         "runs_per_chart": args.runs,
         "target_p95_s": TARGET_P95_SECONDS,
