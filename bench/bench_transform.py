@@ -50,6 +50,9 @@ COMPARED_COLUMNS = [
 
 
 def dbt(conn: warehouse.Connection, target: Path, *args: str) -> tuple[float, dict]:
+    from gridcredit import access
+
+    access.apply(conn)  # dbt works as gridcredit_transformer: roles and grants first (ADR 0080)
     started = time.perf_counter()
     result = subprocess.run(
         [DBT, *args, "--target-path", str(target), "--log-path", str(target / "logs")],

@@ -250,6 +250,10 @@ def grant_reader(conn: warehouse.Connection) -> list[str]:
             pg.execute(
                 sql.SQL("alter default privileges in schema {} grant select on tables to {}").format(name, reader)
             )
+    # The warehouse-wide rules (row-level security, other roles): gridcredit/access.py.
+    from gridcredit import access
+
+    access.apply(conn)
     return schemas
 
 

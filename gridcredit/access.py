@@ -1,0 +1,299 @@
+"""Least privilege in the warehouse: roles, schema grants, default privileges, row-level security.
+
+One function, :func:`apply_access`, (re)applies everything on an open connection without committing,
+so write-audit-publish calls it inside its publish transaction and the pipeline calls it before every
+dbt phase: a dbt rebuild (new tables) or a schema switch (new schemas) never leaves a relation with the
+wrong grants or without its row-level security. ``gridcredit warehouse init-sql`` prints the static part
+of the same statements for a DBA setting up an external PostgreSQL (:func:`init_sql`).
+
+Roles (NOLOGIN groups; people and services log in as their own roles and are made members):
+
+==========================  =====================================================================
+gridcredit_loader           writes raw_* (and its load ledger in ops); reads nothing else
+gridcredit_transformer      dbt: reads raw_*, ops, ml, decisions; writes staging, intermediate,
+                            marts_*, reference, restricted (owns what it builds)
+gridcredit_ml               reads the feature mart (marts_ml); writes ml
+bi_reader                   Superset's login role (gridcredit/bi.py): reads published schemas only
+gridcredit_analyst          reads published schemas; region_code tables filtered by row-level
+                            security to the regions listed for the analyst in access.analyst_regions
+gridcredit_restricted       reads the restricted schema (clear personal data); nothing else
+==========================  =====================================================================
+
+The matrix is asserted as a literal table in tests/test_access.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from gridcredit import warehouse
+
+LOADER = "gridcredit_loader"
+TRANSFORMER = "gridcredit_transformer"
+ML = "gridcredit_ml"
+BI_READER = "bi_reader"
+ANALYST = "gridcredit_analyst"
+RESTRICTED = "gridcredit_restricted"
+GROUP_ROLES = (LOADER, TRANSFORMER, ML, ANALYST, RESTRICTED)
+ALL_ROLES = (*GROUP_ROLES, BI_READER)
+
+RAW_SCHEMAS = ("raw_billing", "raw_metering", "raw_inspection", "raw_registry", "raw_macro")
+PUBLISHED_MARTS = ("marts_core", "marts_collections", "marts_groups", "marts_ml", "marts_decisions")
+RESTRICTED_SCHEMA = "restricted"
+ACCESS_SCHEMA = "access"
+
+
+@dataclass(frozen=True)
+class SchemaRule:
+    """Who owns a schema (creates in it) and who reads it. `published`: BI and analysts read it."""
+
+    owner: str | None  # None: the warehouse owner (the connection that runs apply_access)
+    writers: tuple[str, ...] = ()
+    readers: tuple[str, ...] = ()
+    published: bool = False
+
+
+_PUBLISHED_READERS = (BI_READER, ANALYST)
+
+# Fixed schemas, created by apply_access / init-sql so that grants and default privileges exist before
+# the first relation does. Build schemas of write-audit-publish (`<schema>__build`) follow their
+# published schema's rule for writers and readers among the pipeline roles, never for BI/analysts.
+SCHEMA_RULES: dict[str, SchemaRule] = {
+    **{name: SchemaRule(LOADER, readers=(TRANSFORMER,)) for name in RAW_SCHEMAS},
+    "ops": SchemaRule(None, writers=(LOADER,), readers=(TRANSFORMER,)),
+    "staging": SchemaRule(TRANSFORMER),
+    "intermediate": SchemaRule(TRANSFORMER),
+    **{
+        name: SchemaRule(TRANSFORMER, readers=(*_PUBLISHED_READERS, ML) if name == "marts_ml" else (), published=True)
+        for name in PUBLISHED_MARTS
+    },
+    "reference": SchemaRule(TRANSFORMER, published=True),
+    RESTRICTED_SCHEMA: SchemaRule(TRANSFORMER, readers=(RESTRICTED,)),
+    "ml": SchemaRule(ML, readers=(TRANSFORMER,), published=True),
+    "whatif": SchemaRule(None, published=True),
+    "decisions": SchemaRule(TRANSFORMER),
+    ACCESS_SCHEMA: SchemaRule(None, readers=(ANALYST,)),
+}
+
+
+def schema_rule(schema: str) -> SchemaRule | None:
+    """The rule of a schema, build schemas (`x__build`, `x__anything`) included; None if unmanaged."""
+    base, _, suffix = schema.partition("__")
+    rule = SCHEMA_RULES.get(base)
+    if rule is None:
+        return None
+    if suffix:
+        # Not published yet: pipeline roles only.
+        return SchemaRule(rule.owner, rule.writers, tuple(r for r in rule.readers if r not in _PUBLISHED_READERS))
+    return rule
+
+
+def _readers(rule: SchemaRule) -> tuple[str, ...]:
+    readers = set(rule.readers)
+    if rule.published:
+        readers.update(_PUBLISHED_READERS)
+    return tuple(sorted(readers))
+
+
+def _role_statements() -> list[str]:
+    statements = []
+    for role in ALL_ROLES:
+        statements.append(
+            "do $$ begin\n"
+            f"  if not exists (select from pg_roles where rolname = '{role}') then\n"
+            f"    create role {role} nologin nosuperuser nocreatedb nocreaterole noinherit;\n"
+            "  end if;\n"
+            "exception when duplicate_object or unique_violation then null;  -- created concurrently\n"
+            "end $$;"
+        )
+    return statements
+
+
+def _schema_statements(schema: str, rule: SchemaRule, creators: tuple[str, ...], owner_role: str | None) -> list[str]:
+    """Grants and default privileges of one schema; `creators`: roles that create relations there."""
+    s = sql.Identifier(schema).as_string(None)
+    out = [f"revoke all on schema {s} from public;"]
+    owner = rule.owner or owner_role
+    for writer in rule.writers:
+        out.append(f"grant usage, create on schema {s} to {writer};")
+    for reader in _readers(rule):
+        out.append(f"grant usage on schema {s} to {reader};")
+    for creator in creators:
+        prefix = f"alter default privileges for role {creator} in schema {s}"
+        for writer in {*rule.writers, *([owner] if owner and owner != creator and owner in GROUP_ROLES else [])}:
+            out.append(f"{prefix} grant select, insert, update, delete, truncate on tables to {writer};")
+            out.append(f"{prefix} grant usage, select on sequences to {writer};")
+        for reader in _readers(rule):
+            # Analysts get table access only from apply_access, after row-level security is on.
+            if reader != ANALYST:
+                out.append(f"{prefix} grant select on tables to {reader};")
+    return out
+
+
+def static_statements(dbname: str, owner_role: str | None = None) -> list[str]:
+    """Roles, database grants, the fixed schemas, their grants and default privileges."""
+    db = sql.Identifier(dbname).as_string(None)
+    out = _role_statements()
+    out.append(f"revoke create, temporary on database {db} from public;")
+    for role in ALL_ROLES:
+        out.append(f"grant connect on database {db} to {role};")
+    # Schemas of their own (dbt and write-audit-publish build areas): transformer, ml, loader.
+    for role in (LOADER, TRANSFORMER, ML):
+        out.append(f"grant create, temporary on database {db} to {role};")
+    out.append("revoke create on schema public from public;")
+    for schema, rule in SCHEMA_RULES.items():
+        owner = rule.owner
+        out.append(f"create schema if not exists {schema}" + (f" authorization {owner};" if owner else ";"))
+        creators = tuple(dict.fromkeys(c for c in (owner_role, owner, *rule.writers) if c))
+        out.extend(_schema_statements(schema, rule, creators, owner_role))
+    out.append(
+        f"create table if not exists {ACCESS_SCHEMA}.analyst_regions (\n"
+        "    analyst_role name not null,\n"
+        "    region_code text not null,  -- '*' = every region\n"
+        "    primary key (analyst_role, region_code)\n"
+        ");"
+    )
+    out.append(
+        f"comment on table {ACCESS_SCHEMA}.analyst_regions is 'Supply regions each analyst login role may read "
+        "(row-level security on published tables with region_code); * = all regions.';"
+    )
+    out.append(f"grant select on {ACCESS_SCHEMA}.analyst_regions to {ANALYST};")
+    return out
+
+
+# Tables holding clear personal values outside the restricted schema: the raw lines of rejected rows
+# (kept so a data steward can correct the source). Readable by the restricted role only.
+PERSONAL_TABLES = {("ops", "load_rejects")}
+
+ANALYST_POLICY = "gridcredit_analyst_regions"
+READERS_POLICY = "gridcredit_readers_all_rows"
+
+
+def _current_state(pg: psycopg.Connection) -> tuple[list[str], list[tuple[str, str, str, bool]]]:
+    """Managed schemas present now, and their relations: (schema, name, relkind, has region_code)."""
+    schemas = [
+        row[0]
+        for row in pg.execute(
+            "select nspname from pg_namespace where nspname !~ '^(pg_|information_schema)' order by 1"
+        ).fetchall()
+        if schema_rule(row[0]) is not None
+    ]
+    relations = pg.execute(
+        """
+        select n.nspname, c.relname, c.relkind,
+               exists (select from pg_attribute a where a.attrelid = c.oid and a.attname = 'region_code'
+                       and not a.attisdropped)
+        from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
+        where n.nspname = any(%s) and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
+          and not c.relispartition
+        order by 1, 2
+        """,
+        [schemas],
+    ).fetchall()
+    return schemas, relations
+
+
+def apply_access(pg: psycopg.Connection, schemas: list[str] | None = None) -> int:
+    """(Re)apply roles, grants, default privileges and row-level security; return statements run.
+
+    Runs on `pg` without committing (call it inside the publish transaction). The connection must be
+    the warehouse owner (a superuser, or a role that is a member of every group role). `schemas`
+    limits the per-relation part to those schemas and their build areas (`<schema>__*`); None = all.
+    """
+    dbname = pg.execute("select current_database()").fetchone()[0]
+    owner_role = pg.execute("select current_user").fetchone()[0]
+    statements = static_statements(dbname, owner_role)
+    pg.execute("\n".join(statements))
+    wanted = schemas
+    schemas, relations = _current_state(pg)
+    if wanted is not None:
+        keep = set(wanted)
+        schemas = [name for name in schemas if name in keep or name.partition("__")[0] in keep]
+        relations = [rel for rel in relations if rel[0] in schemas]
+    count = len(statements)
+    dynamic: list[str] = []
+    for schema in schemas:
+        rule = schema_rule(schema)
+        if schema not in SCHEMA_RULES:  # a build schema or a switched-in one: grants again
+            creators = tuple(dict.fromkeys(c for c in (owner_role, rule.owner, *rule.writers) if c))
+            dynamic.extend(_schema_statements(schema, rule, creators, owner_role))
+            # A build area may be the previously published schema (swapped out): readers leave it.
+            quoted = sql.Identifier(schema).as_string(None)
+            dynamic.append(f"revoke all on schema {quoted} from {BI_READER}, {ANALYST};")
+    for schema, name, kind, has_region in relations:
+        rule = schema_rule(schema)
+        rel = f"{sql.Identifier(schema).as_string(None)}.{sql.Identifier(name).as_string(None)}"
+        if kind == "S":
+            for writer in rule.writers:
+                dynamic.append(f"grant usage, select on sequence {rel} to {writer};")
+            continue
+        owner = rule.owner
+        if owner in GROUP_ROLES:
+            # Relations created by the warehouse owner (older warehouses, or a stage still running as
+            # the owner) go to the schema's owning role, so dbt/ML can replace them.
+            dynamic.append(
+                f"do $$ begin if (select relowner::regrole::text from pg_class where oid = '{rel}'::regclass) "
+                f"<> '{owner}' and (select relowner::regrole::text from pg_class where oid = '{rel}'::regclass) "
+                f"= current_user then alter table {rel} owner to {owner}; end if; end $$;"
+            )
+        dynamic.append(f"revoke all on {rel} from public;")
+        for writer in rule.writers:
+            dynamic.append(f"grant select, insert, update, delete, truncate on {rel} to {writer};")
+        readers = _readers(rule)
+        if (schema, name) in PERSONAL_TABLES:
+            for reader in readers:
+                dynamic.append(f"revoke all on {rel} from {reader};")
+            dynamic.append(f"grant usage on schema {sql.Identifier(schema).as_string(None)} to {RESTRICTED};")
+            dynamic.append(f"grant select on {rel} to {RESTRICTED};")
+            continue
+        secured = rule.published and has_region and kind in ("r", "p")
+        for reader in readers:
+            if reader == ANALYST and rule.published and has_region and not secured:
+                continue  # views/matviews with region_code cannot carry row-level security: not granted
+            dynamic.append(f"grant select on {rel} to {reader};")
+        if secured:
+            dynamic.append(f"alter table {rel} enable row level security;")
+            dynamic.append(f"drop policy if exists {READERS_POLICY} on {rel};")
+            full_readers = ", ".join(dict.fromkeys(r for r in (*readers, TRANSFORMER) if r != ANALYST))
+            dynamic.append(f"create policy {READERS_POLICY} on {rel} for select to {full_readers} using (true);")
+            dynamic.append(f"drop policy if exists {ANALYST_POLICY} on {rel};")
+            dynamic.append(
+                f"create policy {ANALYST_POLICY} on {rel} for select to {ANALYST} using ("
+                f"exists (select from {ACCESS_SCHEMA}.analyst_regions as r where r.analyst_role = current_user"
+                f" and (r.region_code = '*' or r.region_code = {sql.Identifier(name).as_string(None)}.region_code)));"
+            )
+    if dynamic:
+        pg.execute("\n".join(dynamic))
+    return count + len(dynamic)
+
+
+def apply(conn: warehouse.Connection) -> int:
+    """apply_access on its own connection and transaction."""
+    with warehouse.connect(conn) as pg:
+        count = apply_access(pg)
+        pg.commit()
+    return count
+
+
+def init_sql(dbname: str = warehouse.DATABASE, owner_role: str = warehouse.SUPERUSER) -> str:
+    """The SQL a DBA runs (as a superuser, with psql) to prepare an external PostgreSQL."""
+    lines = [
+        "-- gridcredit: database, roles, schemas, grants and default privileges.",
+        "-- Run as a superuser with psql:  gridcredit warehouse init-sql | psql -v ON_ERROR_STOP=1 <admin URL>",
+        "-- Then give each service its own login role, e.g.:",
+        "--   create role gridcredit_dbt login password '...' in role gridcredit_transformer;",
+        "--   create role gridcredit_ingest login password '...' in role gridcredit_loader;",
+        "-- and record regional analysts in access.analyst_regions (row-level security by supply region).",
+        "-- `gridcredit` re-applies table grants and row-level security after every dbt build.",
+        "",
+        f"select 'create database {sql.Identifier(dbname).as_string(None)}'",
+        f"where not exists (select from pg_database where datname = {sql.Literal(dbname).as_string(None)})\\gexec",
+        f"\\connect {sql.Identifier(dbname).as_string(None)}",
+        "",
+        *static_statements(dbname, owner_role),
+        "",
+    ]
+    return "\n".join(lines)
