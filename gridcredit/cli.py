@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import psycopg
 import typer
 from rich.console import Console
 
@@ -97,10 +98,45 @@ def warehouse_url() -> None:
     typer.echo(warehouse.current().url)
 
 
+@warehouse_app.command("init-sql")
+def warehouse_init_sql(
+    database: Annotated[str, typer.Option(help="Database to create and prepare.")] = warehouse.DATABASE,
+    owner: Annotated[
+        str, typer.Option(help="Role that runs the pipeline's owner connection (default privileges for it).")
+    ] = warehouse.SUPERUSER,
+) -> None:
+    """Print the SQL a DBA runs (psql, as a superuser) to prepare an external PostgreSQL: database, roles,
+    schemas, grants, default privileges."""
+    from gridcredit import access
+
+    typer.echo(access.init_sql(database, owner))
+
+
+@warehouse_app.command("grants")
+def warehouse_grants() -> None:
+    """(Re)apply roles, grants, default privileges and row-level security now."""
+    from gridcredit import access
+
+    conn = warehouse.ensure_running()
+    count = access.apply(conn)
+    console.print(f"applied {count} access statements to {conn.masked_url}")
+
+
 # -- dbt ---------------------------------------------------------------------------------------
+def dbt_role() -> str:
+    """The role dbt works as (`set role`); empty = the login role (gridcredit.yaml access.dbt_role)."""
+    section = settings.project_config().get("access", {}) or {}
+    return os.environ.get("GRIDCREDIT_DBT_ROLE", section.get("dbt_role", "gridcredit_transformer")) or ""
+
+
 def dbt_environment(conn: warehouse.Connection) -> dict[str, str]:
+    from gridcredit import privacy
+
     env = dict(os.environ)
     env.update(conn.dbt_env())
+    env["GRIDCREDIT_DBT_ROLE"] = dbt_role()
+    # The pseudonymisation key reaches dbt's sessions only as libpq options: never in SQL or target/.
+    env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} {privacy.pg_options()}".strip()
     env["DBT_PROFILES_DIR"] = str(settings.DBT_PROJECT_DIR)
     env["DBT_PROJECT_DIR"] = str(settings.DBT_PROJECT_DIR)
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
@@ -114,8 +150,28 @@ def dbt_environment(conn: warehouse.Connection) -> dict[str, str]:
 
 def run_dbt(args: list[str], conn: warehouse.Connection | None = None) -> int:
     conn = conn or warehouse.current()
+    # Before: dbt's role needs its grants on what ingest and ML wrote since. After: tables dbt rebuilt
+    # get their row-level security and analyst grants back (until then analysts cannot read them).
+    if dbt_role():
+        _reapply_access(conn)
     dbt = Path(sys.executable).with_name("dbt")
-    return subprocess.call([str(dbt), *args], cwd=settings.DBT_PROJECT_DIR, env=dbt_environment(conn))
+    code = subprocess.call([str(dbt), *args], cwd=settings.DBT_PROJECT_DIR, env=dbt_environment(conn))
+    if dbt_role():
+        _reapply_access(conn)
+    return code
+
+
+def _reapply_access(conn: warehouse.Connection) -> None:
+    """Roles and grants before dbt runs as the transformer (new raw/ml tables since the last run)."""
+    from gridcredit import access
+
+    try:
+        access.apply(conn)
+    except psycopg.errors.InsufficientPrivilege as error:
+        console.print(
+            f"[yellow]warning:[/] cannot (re)apply roles and grants as {conn.user} ({error}); a DBA must run "
+            "`gridcredit warehouse init-sql` and `gridcredit warehouse grants` as a superuser"
+        )
 
 
 @app.command("dbt", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -178,6 +234,66 @@ def ingest_command(
         raise _fail(str(error), 75) from error
     except IngestError as error:
         raise _fail(str(error), 2) from error
+
+
+# -- privacy ---------------------------------------------------------------------------------
+privacy_app = typer.Typer(help="Personal data: retention purge and the personal-data scanner.", no_args_is_help=True)
+app.add_typer(privacy_app, name="privacy")
+
+
+@privacy_app.command("purge")
+def privacy_purge(
+    closed_for: Annotated[
+        str | None, typer.Option(help="Retention after close: 3y, 18m, 90d (default: gridcredit.yaml).")
+    ] = None,
+    as_of: Annotated[str | None, typer.Option(help="Reference date (YYYY-MM-DD); default today.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Count only; change nothing.")] = False,
+) -> None:
+    """Remove the personal data of customers closed longer than the retention period (logged in ops.privacy_purges)."""
+    import datetime as dt
+
+    from gridcredit import privacy
+
+    period = closed_for or privacy.default_retention()
+    conn = warehouse.ensure_running()
+    try:
+        today = dt.date.fromisoformat(as_of) if as_of else None
+        with pipeline_lock("privacy purge", conn):
+            result = privacy.purge(conn, period, today=today, dry_run=dry_run)
+    except PipelineBusyError as error:
+        raise _fail(str(error), 75) from error
+    except (privacy.PrivacyError, ValueError) as error:
+        raise _fail(str(error), 2) from error
+    verb = "would purge" if dry_run else "purged"
+    console.print(
+        f"{verb} the personal data of {result.customers} customers closed before {result.closed_before} "
+        f"(retention {period}): {result.raw_rows_updated} raw rows cleared, "
+        f"{result.restricted_rows_deleted} restricted rows deleted"
+        + ("" if dry_run else "; logged in ops.privacy_purges")
+    )
+
+
+@privacy_app.command("scan")
+def privacy_scan(
+    schemas: Annotated[
+        str, typer.Option(help="Regular expression of the schemas to scan.")
+    ] = r"^(marts_.*|ml|reference|whatif|intermediate|decisions)$",
+    files: Annotated[bool, typer.Option(help="Also scan dbt target/ and logs/.")] = True,
+) -> None:
+    """Look for resident ID numbers and mobile numbers in published tables and dbt files (exit 1 on a hit)."""
+    from gridcredit import privacy
+
+    conn = warehouse.ensure_running()
+    with warehouse.connect(conn) as pg:
+        hits = privacy.scan_database(pg, schemas)
+    if files:
+        hits += privacy.scan_files(
+            [path for path in (settings.DBT_PROJECT_DIR / "target", settings.DBT_PROJECT_DIR / "logs") if path.exists()]
+        )
+    for hit in hits:
+        console.print(f"{hit.kind:12} {hit.masked:20} {hit.where}", highlight=False)
+    console.print(f"{len(hits)} personal-data pattern hits")
+    raise typer.Exit(1 if hits else 0)
 
 
 # -- run ---------------------------------------------------------------------------------------

@@ -640,3 +640,16 @@ def test_dashboard_renders_in_the_browser(browser_page, superset_server, slug):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shot), full_page=True)
         page.remove_listener("response", on_response)
+
+
+def test_superset_metadata_holds_no_personal_data(superset_server):
+    """Issue 7: the personal-data scanner finds no ID number or phone in Superset's metadata database
+    (datasets, charts, saved and logged queries, logs), after the tests above have used SQL Lab."""
+    from gridcredit import privacy
+
+    meta = superset_server["conn"].with_dbname(bi.metadata_database())
+    with psycopg.connect(meta.url) as pg:
+        tables = pg.execute("select count(*) from information_schema.tables where table_schema = 'public'").fetchone()
+        hits = privacy.scan_database(pg, r"^public$")
+    assert tables[0] > 20, "the metadata database holds Superset's tables"
+    assert hits == [], hits[:10]
