@@ -252,6 +252,10 @@ def detect_encoding(path: Path) -> tuple[str, str]:
 
 
 # -- header ------------------------------------------------------------------------------------
+def _no_nul(value: str | None) -> str | None:
+    return value.replace("\x00", "\\x00") if value else value
+
+
 def read_header(path: Path, codec: str) -> tuple[list[str], int]:
     """The header's column names and the number of bytes before the header (a BOM: 3, else 0)."""
     with path.open("rb") as handle:
@@ -270,7 +274,10 @@ def read_header(path: Path, codec: str) -> tuple[list[str], int]:
             if delimiter in text:
                 raise _FileFailed([f"wrong delimiter: the header is separated by {label}, "
                                    "the contract requires ','"])
-    names = next(csv.reader([text]))
+    try:
+        names = next(csv.reader([text]))
+    except csv.Error as error:  # e.g. a stray carriage return inside the header line
+        raise _FileFailed([f"header line is not valid CSV ({error})"]) from error
     return [n.strip() for n in names], skip
 
 
@@ -778,7 +785,8 @@ class _Loader:
             "from stdin"
         ) as copy:
             for line, fld, reason, raw in rejects:
-                copy.write_row([load_id, job.rel, line, fld, reason, raw])
+                # PostgreSQL text cannot hold NUL: a rejected line keeps it visibly escaped.
+                copy.write_row([load_id, job.rel, line, fld, _no_nul(reason), _no_nul(raw)])
 
     def _first_reasons(self, job: _FileJob, rejects: list[tuple]) -> list[str]:
         """Up to five reasons for messages, personal values masked."""
