@@ -147,6 +147,12 @@ def static_statements(dbname: str, owner_role: str | None = None) -> list[str]:
     for schema, rule in SCHEMA_RULES.items():
         owner = rule.owner
         out.append(f"create schema if not exists {schema}" + (f" authorization {owner};" if owner else ";"))
+        if owner:
+            # A schema created earlier by the warehouse owner (e.g. ingest before the first grants).
+            out.append(
+                f"do $$ begin if (select nspowner::regrole::text from pg_namespace where nspname = '{schema}')"
+                f" = current_user then alter schema {schema} owner to {owner}; end if; end $$;"
+            )
         creators = tuple(dict.fromkeys(c for c in (owner_role, owner, *rule.writers) if c))
         out.extend(_schema_statements(schema, rule, creators, owner_role))
     out.append(
