@@ -385,6 +385,13 @@ def run_pipeline(
     if data is not None and not (data / "manifest.json").exists():
         raise PipelineError(f"{data} holds no manifest.json: not an extract folder")
     ledger = RunLedger(conn, "run", data)
+    # Roles, schemas and default privileges before the first stage, so that what ingest creates is
+    # readable by the transformer role that dbt works as (freshness, builds); ADR 0080.
+    from gridcredit import access
+    from gridcredit.cli import dbt_role
+
+    if dbt_role():
+        access.apply(conn)
     stages: list[tuple[str, Callable[[], str]]] = []
     if data is not None:
         stages.append(("ingest", lambda: _stage_ingest(conn, data, encoding, console)))

@@ -241,16 +241,12 @@ def apply_access_policies(pg: psycopg.Connection, schemas: list[str]) -> None:
     """Re-apply the access rules of the published schemas inside the switch transaction.
 
     The roles, grants and row-level security policies are defined by ``gridcredit.access``
-    (issue 7, "Access"); when that module is present its ``apply_access(pg, schemas)`` runs here,
-    without committing, after the generic carry-over above.
+    (issue 7, "Access", ADR 0080): ``apply_access(pg, schemas)`` runs here, without committing, after
+    the generic carry-over above. Never optional: a skipped grant or policy is a security bug.
     """
-    try:
-        from gridcredit import access
-    except ImportError:
-        return
-    apply = getattr(access, "apply_access", None)
-    if apply is not None:
-        apply(pg, [*schemas, "ml"])
+    from gridcredit import access
+
+    access.apply_access(pg, [*schemas, "ml"])
 
 
 def publish(conn: warehouse.Connection, run_id: int | None = None) -> Publication:

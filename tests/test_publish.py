@@ -146,6 +146,20 @@ def test_publish_switches_build_areas_and_keeps_privileges_and_policies(clone):
             == 1
         )
         assert pg.execute("select count(*) from whatif.wap_probe").fetchone()[0] == 1
+        # The access rules (gridcredit.access.apply_access, inside the switch transaction): BI reads the
+        # published mart and never a build area; the analysts' row-level security is on the new table.
+        assert pg.execute("select has_table_privilege('bi_reader', 'marts_core.dim_customers', 'select')").fetchone()[0]
+        for role in ("bi_reader", "gridcredit_analyst"):
+            assert not pg.execute(
+                "select has_schema_privilege(%s, 'marts_core__build', 'usage')", [role]
+            ).fetchone()[0], role
+        access_policies = {
+            name
+            for (name,) in pg.execute(
+                "select policyname from pg_policies where schemaname = 'marts_core' and tablename = 'dim_customers'"
+            ).fetchall()
+        }
+        assert {"gridcredit_analyst_regions", "gridcredit_readers_all_rows"} <= access_policies
         # No leftovers of dbt in any published schema or build area, no ml staging tables.
         leftovers = pg.execute(
             "select ns.nspname || '.' || c.relname from pg_class as c"
