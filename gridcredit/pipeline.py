@@ -210,9 +210,15 @@ def dbt_failures(target: Path | None = None) -> list[str]:
 
 
 def _stage_dbt(conn: warehouse.Connection, console: Console, phases: list[list[str]], stage: str) -> str:
+    from gridcredit import access
+    from gridcredit.cli import dbt_role
+
     finished = [0]
     for args in phases:
         console.print(f"[bold]dbt {' '.join(args)}[/]")
+        if dbt_role():
+            # dbt works as the transformer role: grants on what ingest and ML created since (ADR 0080).
+            access.apply(conn)
         code = run_dbt_streamed(args, conn, stage, finished)
         if code != 0:
             failures = dbt_failures()
