@@ -26,6 +26,11 @@ warehouse_app = typer.Typer(
     help="Start, stop and inspect the warehouse (embedded PostgreSQL or WAREHOUSE_URL).", no_args_is_help=True
 )
 app.add_typer(warehouse_app, name="warehouse")
+spark_app = typer.Typer(
+    help="Apache Spark engine: a local standalone cluster (up, down, status) and the raw-layer sync.",
+    no_args_is_help=True,
+)
+app.add_typer(spark_app, name="spark")
 
 
 def _mount_subcommands() -> None:
@@ -122,6 +127,66 @@ def warehouse_grants() -> None:
     console.print(f"applied {count} access statements to {conn.masked_url}")
 
 
+# -- spark -------------------------------------------------------------------------------------
+@spark_app.command("up")
+def spark_up() -> None:
+    """Start the local Spark cluster (master, workers, Thrift server on 127.0.0.1)."""
+    from gridcredit import spark
+
+    config = spark.spark_settings()
+    if config.thrift_url:
+        console.print(f"spark.thrift_url is set ({config.thrift_url}): using that endpoint; nothing to start.")
+        return
+    try:
+        endpoint = spark.LocalCluster().up(progress=console.print)
+    except spark.SparkError as error:
+        raise _fail(str(error)) from error
+    console.print(f"spark thrift server at {endpoint.url}; `GRIDCREDIT_ENGINE=spark gridcredit dbt build` uses it")
+
+
+@spark_app.command("down")
+def spark_down() -> None:
+    """Stop the local Spark cluster."""
+    from gridcredit import spark
+
+    stopped = spark.LocalCluster().down()
+    console.print("spark cluster stopped" if stopped else "spark cluster was not running")
+
+
+@spark_app.command("status")
+def spark_status() -> None:
+    """Say whether the Spark Thrift server answers a query (exit 1 if not)."""
+    from gridcredit import spark
+
+    try:
+        endpoint = spark.current_endpoint()
+    except spark.SparkError as error:
+        console.print(str(error))
+        raise typer.Exit(1) from error
+    if not spark.answers(endpoint):
+        console.print(f"spark thrift server NOT answering at {endpoint.url}")
+        raise typer.Exit(1)
+    cluster = spark.LocalCluster()
+    kind = "external (spark.thrift_url)" if spark.spark_settings().thrift_url else "local cluster"
+    console.print(f"spark up: {kind}, {endpoint.url}")
+    for name, alive in cluster.processes().items():
+        console.print(f"  {name}: {'running' if alive else 'NOT running'}")
+
+
+@spark_app.command("sync")
+def spark_sync() -> None:
+    """Export the validated raw layer (+ load ledger, ml.*) from PostgreSQL to Parquet tables in Spark."""
+    from gridcredit import spark
+
+    conn = warehouse.ensure_running()
+    try:
+        endpoint = spark.current_endpoint()
+        with warehouse.connect(conn) as pg, spark.connect(endpoint) as cursor:
+            spark.export_to_spark(pg, cursor.execute, spark.raw_location(), progress=console.print)
+    except spark.SparkError as error:
+        raise _fail(str(error)) from error
+
+
 # -- dbt ---------------------------------------------------------------------------------------
 def dbt_role() -> str:
     """The role dbt works as (`set role`); empty = the login role (gridcredit.yaml access.dbt_role)."""
@@ -137,6 +202,10 @@ def dbt_environment(conn: warehouse.Connection) -> dict[str, str]:
     env["GRIDCREDIT_DBT_ROLE"] = dbt_role()
     # The pseudonymisation key reaches dbt's sessions only as libpq options: never in SQL or target/.
     env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} {privacy.pg_options()}".strip()
+    from gridcredit import spark
+
+    if spark.engine() == "spark" and "GRIDCREDIT_DBT_TARGET" not in os.environ:
+        env.update(spark.current_endpoint().dbt_env())
     env["DBT_PROFILES_DIR"] = str(settings.DBT_PROJECT_DIR)
     env["DBT_PROJECT_DIR"] = str(settings.DBT_PROJECT_DIR)
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")

@@ -8,7 +8,7 @@
         unique_key='bill_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        post_hook='analyze {{ this }}',
+        post_hook='{{ gridcredit.analyze_table(this) }}',
     )
 }}
 with

@@ -8,7 +8,7 @@
         unique_key=['meter_id', 'reading_date'],
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        post_hook='analyze {{ this }}',
+        post_hook='{{ gridcredit.analyze_table(this) }}',
         indexes=[{'columns': ['reading_date'], 'type': 'brin'}],
     )
 }}
