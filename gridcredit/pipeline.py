@@ -31,7 +31,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gridcredit import faults, settings, warehouse
+from gridcredit import faults, settings, spark, warehouse
 
 LEDGER_DDL = """
 create schema if not exists ops;
@@ -143,6 +143,8 @@ DBT_BEFORE_SCORING = [
     ["build", "--selector", "before_scoring", "--exclude", "resource_type:seed", *BUILD_AREA_VARS],
 ]
 DBT_AFTER_SCORING = [["build", "--selector", "after_scoring", *BUILD_AREA_VARS]]
+# Engine spark (docs/SPARK.md): built in place, no build area (write-audit-publish is PostgreSQL-only).
+DBT_ON_SPARK = [["seed"], ["build", "--selector", "before_scoring", "--exclude", "resource_type:seed"]]
 # A dbt node finished ("12 of 340 OK created sql table model ...", "... PASS not_null_...").
 DBT_NODE_DONE = re.compile(r"\b\d+ of \d+ (OK|PASS|WARN|ERROR|FAIL|SKIP)\b")
 
@@ -277,6 +279,16 @@ def _stage_freshness(conn: warehouse.Connection, console: Console) -> str:
     return summary
 
 
+def _stage_spark_sync(conn: warehouse.Connection, console: Console) -> str:
+    try:
+        endpoint = spark.current_endpoint()
+        with warehouse.connect(conn) as pg, spark.connect(endpoint) as cursor:
+            written = spark.export_to_spark(pg, cursor.execute, spark.raw_location(), progress=console.print)
+    except spark.SparkError as error:
+        raise PipelineError(f"spark sync failed: {error}") from error
+    return f"{sum(written.values()):,} rows to {endpoint.url}"
+
+
 def _stage_score(conn: warehouse.Connection, console: Console) -> str:
     from gridcredit.ml.scoring import score_all
 
@@ -401,11 +413,18 @@ def run_pipeline(
     stages: list[tuple[str, Callable[[], str]]] = []
     if data is not None:
         stages.append(("ingest", lambda: _stage_ingest(conn, data, encoding, console)))
-    stages.append(("freshness", lambda: _stage_freshness(conn, console)))
-    stages.append(("dbt", lambda: _stage_dbt(conn, console, DBT_BEFORE_SCORING, "dbt")))
-    stages.append(("score", lambda: _stage_score(conn, console)))
-    stages.append(("dbt_after_scoring", lambda: _stage_dbt(conn, console, DBT_AFTER_SCORING, "dbt_after_scoring")))
-    stages.append(("publish", lambda: _stage_publish(conn, console, ledger.run_id)))
+    if spark.engine() == "spark":
+        # docs/SPARK.md: the raw layer goes to Spark and dbt builds there, in place. Write-audit-publish,
+        # the ML step and the marts after it are PostgreSQL-only.
+        stages.append(("spark_sync", lambda: _stage_spark_sync(conn, console)))
+        stages.append(("dbt", lambda: _stage_dbt(conn, console, DBT_ON_SPARK, "dbt")))
+        console.print("[yellow]engine spark: write-audit-publish and the ML step run on PostgreSQL only; not run[/]")
+    else:
+        stages.append(("freshness", lambda: _stage_freshness(conn, console)))
+        stages.append(("dbt", lambda: _stage_dbt(conn, console, DBT_BEFORE_SCORING, "dbt")))
+        stages.append(("score", lambda: _stage_score(conn, console)))
+        stages.append(("dbt_after_scoring", lambda: _stage_dbt(conn, console, DBT_AFTER_SCORING, "dbt_after_scoring")))
+        stages.append(("publish", lambda: _stage_publish(conn, console, ledger.run_id)))
 
     results: list[StageResult] = []
     skip: list[str] = []

@@ -10,7 +10,7 @@ ledger, write-audit-publish, roles). With ``engine: spark`` (gridcredit.yaml) or
   Thrift endpoint instead (a real multi-node cluster), and then nothing is started locally.
 * ``gridcredit spark sync`` exports the validated raw layer (``raw_*``, ``ops.load_ledger`` and the
   ML write-back ``ml.*``) from PostgreSQL to Parquet, partitioned by delivery month, and registers
-  the files as Spark tables of the same names (docs/decisions/0090-spark-raw-layer-as-parquet-export.md).
+  the files as Spark tables of the same names (docs/decisions/0091-spark-engine-raw-layer-exported-as-parquet.md).
 """
 
 from __future__ import annotations
@@ -597,43 +597,129 @@ def local_session(base: Path, cores: int = 2, driver_memory: str = "2g"):
 
 
 # -- comparing the marts of two engines ----------------------------------------------------------------
-def normalised_rows(rows, places: int = 4) -> list[tuple]:
-    """Rows made comparable across engines, in a fixed order.
-
-    Numbers (Decimal, float, int) become decimal strings rounded half-up to ``places`` digits, so the
-    tolerance is 0.5 * 10^-places: PostgreSQL's numeric keeps ~20 digits in divisions where Spark's
-    decimal stops at 6 and float sums depend on the order of addition. Dates and timestamps become
-    ISO strings, booleans stay booleans, NULL sorts first.
-    """
+def normalised_rows(rows) -> list[list[str | None]]:
+    """Rows as JSON-safe cells comparable across engines: numbers as exact decimal strings prefixed
+    "n:", dates and timestamps ISO, booleans "true"/"false", NULL as None; sorted with
+    ``comparison_key`` (numbers rounded to 2 places for the order only)."""
     import datetime as dt
+    from decimal import Decimal
+
+    def cell(item):
+        if item is None:
+            return None
+        if isinstance(item, bool):
+            return str(item).lower()
+        if isinstance(item, int | float | Decimal):
+            return "n:" + str(Decimal(repr(item)) if isinstance(item, float) else Decimal(item))
+        if isinstance(item, dt.datetime | dt.date):
+            return item.isoformat()
+        return str(item)
+
+    return sorted(([cell(item) for item in row] for row in rows), key=comparison_key)
+
+
+def comparison_key(row: list[str | None]) -> tuple:
     from decimal import ROUND_HALF_UP, Decimal
 
-    quantum = Decimal(1).scaleb(-places)
-
-    def value(item):
-        if item is None:
+    def part(value):
+        if value is None:
             return (0, "")
-        if isinstance(item, bool):
-            return (1, str(item).lower())
-        if isinstance(item, int | float | Decimal):
-            number = Decimal(str(item)) if isinstance(item, float) else Decimal(item)
-            rounded = number.quantize(quantum, rounding=ROUND_HALF_UP)
-            return (1, str(rounded + 0))  # + 0 turns -0.0000 into 0.0000
-        if isinstance(item, dt.datetime | dt.date):
-            return (1, item.isoformat())
-        return (1, str(item))
+        if value.startswith("n:"):
+            return (1, str(Decimal(value[2:]).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) + 0))
+        return (1, value)
 
-    return sorted(tuple(value(item) for item in row) for row in rows)
+    return tuple(part(value) for value in row)
 
 
-def rows_checksum(rows, places: int = 4) -> str:
-    """sha256 over the normalised, ordered rows (see normalised_rows)."""
+def rows_differences(expected, actual, tolerance: str = "0.0001") -> list[tuple]:
+    """Pairs of rows (expected, actual) that differ, after ``normalised_rows`` on both sides.
+
+    Numbers are equal when |a - b| <= tolerance * max(1, |a|): PostgreSQL's numeric keeps ~20 digits
+    in a division where Spark's decimal keeps 6, and float sums depend on the order of addition.
+    Everything else must be equal exactly. A different row count is one difference.
+    """
+    from decimal import Decimal
+
+    limit = Decimal(tolerance)
+    if len(expected) != len(actual):
+        return [(f"{len(expected)} rows", f"{len(actual)} rows")]
+
+    def same(left, right) -> bool:
+        if left is None or right is None or not (left.startswith("n:") and right.startswith("n:")):
+            return left == right
+        a, b = Decimal(left[2:]), Decimal(right[2:])
+        return abs(a - b) <= limit * max(Decimal(1), abs(a))
+
+    return [
+        (want, got)
+        for want, got in zip(expected, actual, strict=True)
+        if len(want) != len(got) or not all(same(a, b) for a, b in zip(want, got, strict=True))
+    ]
+
+
+def rows_checksum(rows, places: int = 2) -> str:
+    """sha256 of the normalised rows in order, numbers rounded half-up to ``places`` (for reports)."""
     import hashlib
+    from decimal import ROUND_HALF_UP, Decimal
 
     digest = hashlib.sha256()
-    for row in normalised_rows(rows, places):
-        digest.update(repr(row).encode())
+    quantum = Decimal(1).scaleb(-places)
+    for row in normalised_rows(rows):
+        cells = [
+            str(Decimal(value[2:]).quantize(quantum, rounding=ROUND_HALF_UP) + 0)
+            if value and value.startswith("n:")
+            else value
+            for value in row
+        ]
+        digest.update(repr(cells).encode())
     return digest.hexdigest()
+
+
+# -- benchmark hook ------------------------------------------------------------------------------------
+def timed_build(
+    pg_url: str,
+    dbt_commands: tuple[str, ...] = ("seed", "run --selector before_scoring"),
+    home: Path | None = None,
+    progress: Callable[[str], None] = print,
+) -> dict[str, float]:
+    """Seconds per step of a dbt build on the Spark engine, for `make bench` (the Spark column).
+
+    Uses spark.thrift_url when set, else the local cluster (started here if down and stopped again
+    afterwards). Steps: cluster start, raw-layer export from ``pg_url`` (the database the PostgreSQL
+    build used, so both columns build the same rows), then each dbt command on the `spark` target.
+    Returns {"cluster_start_s", "export_s", "<dbt command>_s", ..., "total_s"}.
+    On one small machine these figures show Spark's overhead, not a speed-up (docs/SPARK.md).
+    """
+    import psycopg
+
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    cluster = None if spark_settings().thrift_url else LocalCluster(home)
+    started_here = cluster is not None and not cluster.is_up()
+    endpoint = ensure_endpoint(home)
+    timings["cluster_start_s"] = round(time.monotonic() - started, 1)
+    try:
+        step = time.monotonic()
+        with psycopg.connect(pg_url) as pg, connect(endpoint) as cursor:
+            export_to_spark(pg, cursor.execute, raw_location(home), progress=progress)
+        timings["export_s"] = round(time.monotonic() - step, 1)
+        env = dict(os.environ, DBT_PROFILES_DIR=str(settings.DBT_PROJECT_DIR), **endpoint.dbt_env())
+        dbt = str(Path(sys.executable).with_name("dbt"))
+        for command in dbt_commands:
+            step = time.monotonic()
+            target = (home or settings.home()) / "spark" / "bench-target"
+            subprocess.run(
+                [dbt, *command.split(), "--target-path", str(target), "--log-path", str(target / "logs")],
+                cwd=settings.DBT_PROJECT_DIR,
+                env=env,
+                check=True,
+            )
+            timings[f"{command}_s"] = round(time.monotonic() - step, 1)
+    finally:
+        if started_here:
+            cluster.down()
+    timings["total_s"] = round(time.monotonic() - started, 1)
+    return timings
 
 
 __all__ = [
@@ -646,6 +732,7 @@ __all__ = [
     "current_endpoint",
     "engine",
     "ensure_endpoint",
+    "timed_build",
     "local_session",
     "normalised_rows",
     "rows_checksum",

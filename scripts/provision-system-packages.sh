@@ -10,6 +10,8 @@ missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 # A CJK font, so region names (Chinese) render in the dashboards' screenshots instead of empty boxes.
 [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
+# Java 17: the Spark engine (pyspark 4.0 wheel) and its tests (tests/test_spark.py).
+command -v java >/dev/null 2>&1 && java -version 2>&1 | grep -qE 'version "(1[7-9]|2[0-9])' || missing+=(openjdk-17-jre-headless)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

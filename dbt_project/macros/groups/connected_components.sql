@@ -38,45 +38,80 @@
 {%- endmacro %}
 
 {#-
-    Spark 4.0 has no recursive CTE. Reachability by path doubling instead: round k joins the pairs
-    found so far with themselves, so after `rounds` rounds every node reached within 2^rounds hops
-    is found (10 rounds: 1,024 hops, far beyond any company group's diameter).
+    Spark 4.0 has no recursive CTE. Label propagation instead: every node starts with its own id and
+    takes, each round, the smallest label among itself and its neighbours; after as many rounds as
+    the longest shortest path in a component, every node holds the component's smallest node id.
+    Each round reads the previous one once, so the plan grows linearly with
+    var('group_component_max_hops'). One more round must change nothing; otherwise the query fails
+    (assert_true) rather than split a group silently.
 -#}
-{% macro spark__connected_components(edges, rounds=10) -%}
+{% macro spark__connected_components(edges) -%}
+    {%- set rounds = var('group_component_max_hops') | int -%}
     with
 
-    reachable_0 as (
+    nodes as (
 
-        select distinct
+        select distinct edges.from_node_id as node_id
+        from {{ edges }} as edges
+
+    ),
+
+    neighbours as (
+
+        select
             edges.from_node_id as node_id,
-            edges.to_node_id as reached_node_id
+            edges.to_node_id as neighbour_id
         from {{ edges }} as edges
 
         union
 
-        select distinct
-            edges.from_node_id as node_id,
-            edges.from_node_id as reached_node_id
-        from {{ edges }} as edges
+        select
+            nodes.node_id,
+            nodes.node_id as neighbour_id
+        from nodes
 
     ),
-    {%- for round in range(1, rounds + 1) %}
 
-    reachable_{{ round }} as (
+    labels_0 as (
 
-        select distinct
-            first_leg.node_id,
-            second_leg.reached_node_id
-        from reachable_{{ round - 1 }} as first_leg
-        inner join reachable_{{ round - 1 }} as second_leg
-            on first_leg.reached_node_id = second_leg.node_id
+        select
+            nodes.node_id,
+            nodes.node_id as component_id
+        from nodes
 
-    ){{ ',' if not loop.last }}
+    ),
+    {%- for round in range(1, rounds + 2) %}
+
+    labels_{{ round }} as (
+
+        select
+            neighbours.node_id,
+            min(previous.component_id) as component_id
+        from neighbours
+        inner join labels_{{ round - 1 }} as previous
+            on neighbours.neighbour_id = previous.node_id
+        group by neighbours.node_id
+
+    ),
     {%- endfor %}
 
+    settled as (
+
+        select
+            labels.node_id,
+            labels.component_id
+        from labels_{{ rounds }} as labels
+        inner join labels_{{ rounds + 1 }} as one_more
+            on labels.node_id = one_more.node_id
+        where assert_true(
+            labels.component_id = one_more.component_id,
+            'connected_components: a component is wider than var group_component_max_hops ({{ rounds }})'
+        ) is null
+
+    )
+
     select
-        reachable.node_id,
-        min(reachable.reached_node_id) as component_id
-    from reachable_{{ rounds }} as reachable
-    group by reachable.node_id
+        settled.node_id,
+        settled.component_id
+    from settled
 {%- endmacro %}

@@ -23,31 +23,44 @@
     {{ return(sql) }}
 {% endmacro %}
 
+{#-
+    Values are written as escaped literals rather than driver bindings: dbt-spark's session method
+    pastes bindings into the SQL unescaped, so a seed value with a quote broke the statement.
+-#}
 {% macro spark__load_csv_rows(model, agate_table) %}
     {% set batch_size = get_batch_size() %}
     {% set column_override = model['config'].get('column_types', {}) %}
     {% set statements = [] %}
     {% for chunk in agate_table.rows | batch(batch_size) %}
-        {% set bindings = [] %}
-        {% for row in chunk %}
-            {% do bindings.extend(row) %}
-        {% endfor %}
         {% set sql %}
             insert into {{ this.render() }} values
             {% for row in chunk -%}
                 ({%- for col_name in agate_table.column_names -%}
                     {%- set inferred_type = adapter.convert_type(agate_table, loop.index0) -%}
                     {%- set type = gridcredit.spark_data_type(column_override.get(col_name, inferred_type)) -%}
-                    cast({{ get_binding_char() }} as {{ type }})
+                    cast({{ gridcredit.spark_literal(row[loop.index0]) }} as {{ type }})
                     {%- if not loop.last %},{%- endif %}
                 {%- endfor -%})
                 {%- if not loop.last %},{%- endif %}
             {%- endfor %}
         {% endset %}
-        {% do adapter.add_query(sql, bindings=bindings, abridge_sql_log=True) %}
+        {% do adapter.add_query(sql, abridge_sql_log=True) %}
         {% if loop.index0 == 0 %}
             {% do statements.append(sql) %}
         {% endif %}
     {% endfor %}
     {{ return(statements[0]) }}
 {% endmacro %}
+
+{#- A Python value of a seed row as a Spark SQL literal. -#}
+{% macro spark_literal(value) -%}
+    {%- if value is none -%}
+        null
+    {%- elif value is sameas true or value is sameas false -%}
+        {{ 'true' if value else 'false' }}
+    {%- elif value is number -%}
+        {{ value }}
+    {%- else -%}
+        '{{ (value | string).replace("\\", "\\\\").replace("'", "\\'") }}'
+    {%- endif -%}
+{%- endmacro %}
