@@ -10,7 +10,7 @@ ledger, write-audit-publish, roles). With ``engine: spark`` (gridcredit.yaml) or
   Thrift endpoint instead (a real multi-node cluster), and then nothing is started locally.
 * ``gridcredit spark sync`` exports the validated raw layer (``raw_*``, ``ops.load_ledger`` and the
   ML write-back ``ml.*``) from PostgreSQL to Parquet, partitioned by delivery month, and registers
-  the files as Spark tables of the same names (docs/decisions/0091-spark-engine-raw-layer-exported-as-parquet.md).
+  the files as Spark tables of the same names (docs/decisions/0092-spark-engine-raw-layer-exported-as-parquet.md).
 """
 
 from __future__ import annotations
