@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from gridcredit import warehouse
+from gridcredit import settings, warehouse
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "real"
@@ -143,13 +143,26 @@ def built_warehouse(session_warehouse: warehouse.Connection, pipeline_extract: P
         pg.execute(f'drop database if exists "{name}" with (force)')
         pg.execute(f'create database "{name}"')
     conn = session_warehouse.with_dbname(name)
-    env = dict(os.environ, WAREHOUSE_URL=conn.url)
+    # Pinned and remembered: the pseudonym key lives in this home, and a session fixture (Superset's)
+    # points GRIDCREDIT_HOME elsewhere later; tests that recompute pseudonyms must use this one.
+    home = settings.home()
+    env = dict(os.environ, WAREHOUSE_URL=conn.url, GRIDCREDIT_HOME=str(home))
     result = subprocess.run(
         [GRIDCREDIT_BIN, "run", "--data", str(pipeline_extract)], env=env, capture_output=True, text=True, timeout=1800
     )
     if result.returncode != 0:
         pytest.fail(f"gridcredit run failed ({result.returncode}):\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}")
+    BUILT_WAREHOUSE_HOMES[conn.url] = home
     return conn
+
+
+BUILT_WAREHOUSE_HOMES: dict[str, Path] = {}
+
+
+@pytest.fixture(scope="session")
+def built_warehouse_home(built_warehouse: warehouse.Connection) -> Path:
+    """The GRIDCREDIT_HOME (and so the pseudonym key) `built_warehouse` was built with."""
+    return BUILT_WAREHOUSE_HOMES[built_warehouse.url]
 
 
 def clone_database(source: warehouse.Connection, name: str | None = None) -> warehouse.Connection:
