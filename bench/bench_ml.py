@@ -50,9 +50,9 @@ def model_figures(summary: dict) -> dict[str, dict]:
             "staging_seconds": timings.get("stage_s"),
             "total_seconds": round(outcome.get("seconds", 0.0), 2),
             "headline_metric": {
-                k: outcome["metrics"].get(k)
+                k: outcome["metrics"][k]
                 for k in ("auc", "precision_at_capacity", "mae_ratio")
-                if k in outcome["metrics"]
+                if k in (outcome.get("metrics") or {})
             },
         }
     return models

@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from gridcredit import settings, warehouse  # noqa: E402
 from gridcredit.cli import dbt_environment  # noqa: E402
+from gridcredit.publish import PUBLISHED_MART_SCHEMAS_SQL  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 REFERENCE_SQL = ROOT / "bench" / "customer_month_reference.sql"
@@ -89,7 +90,8 @@ def mart_rows(conn: warehouse.Connection) -> dict[str, int]:
     with psycopg.connect(conn.url) as pg:
         tables = pg.execute(
             "select table_schema || '.' || table_name from information_schema.tables"
-            " where table_schema like 'marts%%' and table_type = 'BASE TABLE' order by 1"
+            " where table_schema ~ %s and table_type = 'BASE TABLE' order by 1",
+            [PUBLISHED_MART_SCHEMAS_SQL],  # published marts only, not the `__build` areas
         ).fetchall()
         return {t: pg.execute(f"select count(*) from {t}").fetchone()[0] for t, in tables}
 

@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gridcredit import faults, settings, spark, warehouse
+from gridcredit.publish import PUBLISHED_SCHEMAS_SQL
 
 LEDGER_DDL = """
 create schema if not exists ops;
@@ -293,7 +294,24 @@ def _stage_score(conn: warehouse.Connection, console: Console) -> str:
     from gridcredit.ml.scoring import score_all
 
     result = score_all(conn, console, publish=False, read_build_area=True)
-    return str(result)[:2000]
+    # The ledger keeps, per model, whether it trained and its step times and rows (compact JSON,
+    # read by bench/bench_pipeline.py for the training and scoring figures of the run).
+    models = {
+        name: {
+            "status": outcome.get("status"),
+            "trained": outcome.get("trained"),
+            "timings": outcome.get("timings", {}),
+            "rows": outcome.get("rows", {}),
+            "seconds": round(outcome.get("seconds", 0.0), 2),
+            "metrics": {
+                k: v
+                for k, v in (outcome.get("metrics") or {}).items()
+                if k in ("auc", "precision_at_capacity", "mae_ratio")
+            },
+        }
+        for name, outcome in result.get("models", {}).items()
+    }
+    return json.dumps({"models": models}, separators=(",", ":"), default=str)
 
 
 def _stage_publish(conn: warehouse.Connection, console: Console, run_id: int) -> str:
@@ -383,10 +401,10 @@ def _summary(conn: warehouse.Connection) -> list[tuple[str, int]]:
             """
             select table_schema || '.' || table_name
             from information_schema.tables
-            where (table_schema like 'marts%%' or table_schema in ('ml', 'reference'))
-              and table_schema not like '%%\\_\\_build'
+            where table_schema ~ %s
             order by 1
-            """
+            """,
+            [PUBLISHED_SCHEMAS_SQL],
         ).fetchall()
         counts = []
         for (name,) in rows:
@@ -456,7 +474,7 @@ def run_pipeline(
             ledger.finish("failed", f"stage {name} failed")
             raise
         seconds = time.perf_counter() - start
-        ledger.stage_finished(name, "succeeded", seconds, detail[:2000])
+        ledger.stage_finished(name, "succeeded", seconds, detail[:8000])
         results.append(StageResult(name, seconds, detail))
     ledger.finish("succeeded")
 

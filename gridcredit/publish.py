@@ -34,6 +34,11 @@ from gridcredit import faults, warehouse
 BUILD_SUFFIX = "__build"
 # Schemas Superset and analysts read (dbt_project/macros/utils/generate_schema_name.sql holds the same rule).
 PUBLISHED_SCHEMA = re.compile(r"^(reference|marts\w*)$")
+# The schemas readers see, as a PostgreSQL regular expression (`table_schema ~ %s`): the marts, ml and
+# reference, never a build area (`marts_core__build`) or a leftover. Benchmarks and tests take it
+# from here so that the list lives in one place.
+PUBLISHED_SCHEMAS_SQL = r"^(marts(_[a-z0-9]+)*|ml|reference)$"
+PUBLISHED_MART_SCHEMAS_SQL = r"^marts(_[a-z0-9]+)*$"
 DBT_LEFTOVER = re.compile(r"__dbt_(tmp|backup)$")
 
 PUBLICATIONS_DDL = """

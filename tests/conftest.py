@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from gridcredit import settings, warehouse
+from gridcredit.publish import PUBLISHED_SCHEMAS_SQL
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "real"
@@ -186,7 +187,7 @@ def drop_database(conn: warehouse.Connection) -> None:
 
 
 # The published schemas; build areas (`<schema>__build`, docs/decisions/0090) are not published.
-PUBLISHED_SCHEMAS = r"^(marts(_[a-z0-9]+)*|ml|reference)$"
+PUBLISHED_SCHEMAS = PUBLISHED_SCHEMAS_SQL
 
 
 def published_checksums(conn: warehouse.Connection, schemas: str = PUBLISHED_SCHEMAS) -> dict[str, str]:
