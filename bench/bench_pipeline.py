@@ -691,6 +691,8 @@ def bench_scale(
         with contextlib.suppress(Exception):
             server.stop()
         shutil.rmtree(home, ignore_errors=True)
+        # Run as root, the server's data lives outside `home` (/var/lib/gridcredit/<instance>).
+        shutil.rmtree(server.base, ignore_errors=True)
     figures["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     figures["status"] = "failed" if stages.failed else "ok"
     return figures
