@@ -86,6 +86,9 @@ class BISettings:
     timeout: int
     venv: Path
     https: bool
+    # Seconds a start step may take (each bootstrap step, then /health): on a shared 2-core machine
+    # under load ~20, `bootstrap.py security` alone took over 300 s.
+    startup_timeout: int = 900
 
     @property
     def url(self) -> str:
@@ -106,6 +109,9 @@ def bi_settings() -> BISettings:
         venv=venv,
         https=str(os.environ.get("GRIDCREDIT_SUPERSET_HTTPS", section.get("https", False))).lower()
         in {"1", "true", "yes"},
+        startup_timeout=int(
+            os.environ.get("GRIDCREDIT_SUPERSET_STARTUP_TIMEOUT", section.get("startup_timeout", 900))
+        ),
     )
 
 
@@ -304,16 +310,23 @@ def _venv_bin(name: str) -> Path:
     return path
 
 
-def _bootstrap(command: str, spec: dict, env: dict[str, str], timeout: int = 300) -> dict:
-    result = subprocess.run(
-        [str(_venv_bin("python")), str(BOOTSTRAP), command],
-        input=json.dumps(spec),
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=state_dir(),
-        timeout=timeout,
-    )
+def _bootstrap(command: str, spec: dict, env: dict[str, str], timeout: int | None = None) -> dict:
+    timeout = timeout or bi_settings().startup_timeout
+    try:
+        result = subprocess.run(
+            [str(_venv_bin("python")), str(BOOTSTRAP), command],
+            input=json.dumps(spec),
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=state_dir(),
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as error:
+        raise BIError(
+            f"superset bootstrap {command} did not finish within {timeout} s (a loaded machine? raise "
+            "superset.startup_timeout in gridcredit.yaml or GRIDCREDIT_SUPERSET_STARTUP_TIMEOUT)"
+        ) from error
     if result.returncode != 0:
         tail = (result.stderr or result.stdout)[-3000:]
         raise BIError(f"superset bootstrap {command} failed:\n{tail}")
@@ -367,9 +380,10 @@ def bi_status() -> dict[str, Any]:
     return {"url": cfg.url, "pid": pid, "running": pid is not None, "healthy": healthy}
 
 
-def bi_up(conn: warehouse.Connection, wait: int = 180) -> dict[str, Any]:
+def bi_up(conn: warehouse.Connection, wait: int | None = None) -> dict[str, Any]:
     """Prepare the metadata database, migrate, sync roles and the admin, start gunicorn, wait for /health."""
     cfg = bi_settings()
+    wait = wait or cfg.startup_timeout
     status = bi_status()
     if status["running"] and status["healthy"]:
         return status
