@@ -421,7 +421,7 @@ def bi_p95(env: dict[str, str], work: Path, wanted: bool) -> tuple[float | None,
             said = (up.stdout + up.stderr).strip()[-800:]
             return None, f"Superset did not start (gridcredit bi up exit {up.returncode}): {said}", None
         measured = subprocess.run(
-            [sys.executable, str(BENCH / "bench_bi.py"), "--runs", "5", "--out", str(out)],
+            [sys.executable, str(BENCH / "bench_bi.py"), "--runs", "3", "--out", str(out)],
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -682,11 +682,14 @@ def bench_scale(
         stages.run("generate", generate)
         stages.run("copy_vs_ingest", copy_vs_ingest, needs=("warehouse", "generate"))
         stages.run("end_to_end", end_to_end, needs=("warehouse", "generate"))
+        stages.run("ml", ml, needs=("end_to_end",))
+        # The two limits compare against the mart as the full run built it (DuckDB reads the
+        # history's files only), so they come before the increment; BI, the longest to start on a
+        # loaded machine, last, on the warehouse with the month added.
         stages.run("handwritten_sql", handwritten_sql, needs=("end_to_end",))
         stages.run("duckdb", duckdb_peer, needs=("end_to_end",))
-        stages.run("bi", bi, needs=("end_to_end",))
         stages.run("incremental_month", incremental_month, needs=("end_to_end",))
-        stages.run("ml", ml, needs=("end_to_end",))
+        stages.run("bi", bi, needs=("end_to_end",))
     finally:
         with contextlib.suppress(Exception):
             server.stop()
