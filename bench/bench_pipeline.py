@@ -907,6 +907,10 @@ def main(argv: list[str] | None = None) -> int:
         "--docs-only", action="store_true", help="measure nothing: rewrite the docs section from RESULTS/latest.json"
     )
     args = parser.parse_args(argv)
+    # Stop cleanly (write what was measured, stop the scale's server) on Ctrl-C and on SIGTERM, also
+    # when started in the background, where the shell leaves SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     if args.docs_only:
         write_docs(args.docs, markdown(json.loads((args.results / "latest.json").read_text())))
         return 0
