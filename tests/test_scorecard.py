@@ -326,3 +326,14 @@ def test_taiwan_credit_default_holdout(tmp_path):
         scored = pd.read_sql(sql, con).set_index("ID").loc[frame["ID"]]
     expected = result["scorecard"].predict_score(frame.drop(columns=["ID", TAIWAN_TARGET]))
     np.testing.assert_allclose(scored["score"], expected, atol=1e-6)
+
+
+def test_refit_on_the_same_data_pickles_to_the_same_bytes(credit):
+    """A rerun (or a run resumed after a crash) must store the same model artifact: no wall-clock
+    timings inside the fitted object (optbinning records how long each fit took)."""
+    import pickle
+
+    frame, y = credit
+    X = frame.drop(columns="customer_id")
+    blobs = [pickle.dumps(Scorecard(special_codes=[-999], min_iv=0.0).fit(X, y), protocol=5) for _ in range(2)]
+    assert blobs[0] == blobs[1]

@@ -47,6 +47,18 @@ TABLE_COLUMNS = (
 )
 
 
+def _clear_fit_timings(process: BinningProcess) -> None:
+    """Zero the wall-clock seconds optbinning stores in every fitted object (``_time_total``, ...).
+
+    They are diagnostics only, but they made two fits on the same data pickle to different bytes,
+    so a rerun (or a run resumed after a crash) wrote a different model artifact (issues 4 and 7).
+    """
+    for fitted in (process, *getattr(process, "_binned_variables", {}).values()):
+        for name, value in vars(fitted).items():
+            if name.startswith("_time_") and value is not None:
+                setattr(fitted, name, 0.0)
+
+
 @contextlib.contextmanager
 def _quiet_optbinning():
     """Silence pandas deprecation warnings raised inside optbinning (not ours to fix)."""
@@ -290,6 +302,7 @@ class Scorecard(ClassifierMixin, BaseEstimator):
         with _quiet_optbinning():
             bp.fit(Xb, y)
             summary = bp.summary().set_index("name")
+        _clear_fit_timings(bp)
         self.information_value_ = {n: float(summary.loc[n, "iv"]) for n in names}
         selected = [str(n) for n in bp.get_support(names=True)]
         if not selected:
