@@ -218,12 +218,25 @@ def run_sampled(command: list[str], env: dict[str, str], log: Path, extra_roots:
     }
 
 
-def cpu_seconds(postmaster: list[int]) -> tuple[float, float]:
+def cpu_seconds(postmaster: list[int], settle_s: float = 10.0) -> tuple[float, float]:
     """(this process's CPU seconds, the database server's): user + system, all threads.
 
     The server's is the postmaster's own, its live children's (backends, checkpointer, WAL writer)
-    and its reaped children's (a backend that ended): deltas of it cover a connection that closed.
+    and its reaped children's (a backend that ended): deltas of it cover a connection that closed,
+    once the postmaster has reaped it, so first wait (up to `settle_s`) until no client backend
+    is left (a backend still exiting would be counted nowhere).
     """
+    deadline = time.monotonic() + settle_s
+    while postmaster and time.monotonic() < deadline:
+        try:
+            backends = [
+                c for c in psutil.Process(postmaster[0]).children() if "127.0.0.1" in " ".join(c.cmdline())
+            ]
+        except psutil.Error:
+            backends = []
+        if not backends:
+            break
+        time.sleep(0.1)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     client = usage.ru_utime + usage.ru_stime
     server = 0.0
