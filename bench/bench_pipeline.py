@@ -38,6 +38,7 @@ import datetime as dt
 import json
 import math
 import os
+import re
 import resource
 import shutil
 import signal
@@ -792,7 +793,7 @@ def markdown(report: dict) -> str:
     row(
         "CPU s (client + server): COPY / ingest",
         lambda s: " / ".join(
-            fmt(round(sum((s.get(k) or {}).values()), 1) if s.get(k) else None, "s")
+            fmt(round(sum((s.get(k) or {}).values()), 1) if s.get(k) and None not in s[k].values() else None, "s")
             for k in ("copy_cpu_s", "ingest_cpu_s")
         ),
     )
@@ -872,7 +873,7 @@ def markdown(report: dict) -> str:
         out.append(f"- {v['label']}: {state}")
     for s in scales:
         for stage, error in (s.get("errors") or {}).items():
-            out.append(f"- {s['customers']:,} customers, stage `{stage}`: {error.splitlines()[0][:200]}")
+            out.append(f"- {s['customers']:,} customers, stage `{stage}`: {error_summary(error)}")
         for stage, reason in (s.get("skipped") or {}).items():
             out.append(f"- {s['customers']:,} customers, stage `{stage}`: {reason}")
         if s.get("bi_not_measured_reason"):
@@ -880,6 +881,17 @@ def markdown(report: dict) -> str:
     if report.get("scales_not_run"):
         out.append(f"- scales not run: {', '.join(f'{c:,}' for c in report['scales_not_run'])}")
     return "\n".join(out) + "\n"
+
+
+def error_summary(error: str) -> str:
+    """The first line of a stage's error and, when it quotes a subprocess's output, the exception
+    that output ends with (the line that says what went wrong)."""
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    summary = lines[0][:200] if lines else ""
+    raised = [line for line in lines[1:] if re.match(r"^[\w.]+(Error|Exception|Detected|Interrupt)\b", line)]
+    if raised:
+        summary += f" … {raised[-1][:300]}"
+    return summary
 
 
 def write_docs(path: Path, section: str) -> None:
