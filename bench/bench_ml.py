@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "ml-latest.json")
     parser.add_argument("--keep", action="store_true", help="Keep the benchmark database.")
+    parser.add_argument("--first-run-only", action="store_true", help="Skip the --rescore run (busy machines).")
     args = parser.parse_args()
 
     conn = warehouse.ensure_running()
@@ -91,15 +92,22 @@ def main() -> None:
             write_marts(pg, features, labels)
         result["mart_rows"] = len(features)
         result["mart_seconds"] = round(time.perf_counter() - began, 1)
+        print(f"marts: {len(features):,} rows in {result['mart_seconds']} s", flush=True)
         del features, labels
 
-        for run in ("first_run", "rescore_run"):
+        for run in ("first_run",) if args.first_run_only else ("first_run", "rescore_run"):
             began = time.perf_counter()
             summary = score_all(target, rescore=(run == "rescore_run"))
             seconds = time.perf_counter() - began
             models = model_figures(summary)
-            result[run] = {"seconds": round(seconds, 1), "models": models, "published_rows": summary["published_rows"]}
-            print(f"{run}: {seconds:.1f} s")
+            result[run] = {
+                "seconds": round(seconds, 1),
+                "load_average_at_end": os.getloadavg(),
+                "models": models,
+                "published_rows": summary["published_rows"],
+            }
+            _write(args.out, result)  # each run's figures survive a later interruption
+            print(f"{run}: {seconds:.1f} s", flush=True)
             for model, m in models.items():
                 print(
                     f"  {model:22s} train {m['training_seconds'] or 0:7.1f} s   score {m['rows_scored']:>10,} rows "
@@ -110,9 +118,13 @@ def main() -> None:
             with psycopg.connect(admin.url, autocommit=True) as pg:
                 pg.execute(f'drop database if exists "{name}" with (force)')
     result["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    _write(args.out, result)
     print(f"wrote {args.out}")
+
+
+def _write(out: Path, result: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
 
 
 if __name__ == "__main__":

@@ -114,7 +114,9 @@ def plain_label(column: ColumnInfo | str, overrides: dict | None = None) -> str:
         return str(overrides[name])
     description = column.description if isinstance(column, ColumnInfo) else None
     if description:
-        first = re.split(r"(?<=[.;:])\s|\n", description.strip(), maxsplit=1)[0].rstrip(".;:")
+        # The indicator docs open with their dimension in bold ("**Payment behaviour.** ..."): skip it.
+        description = re.sub(r"^\*\*[^*]*\*\*\s*", "", description.strip())
+        first = re.split(r"(?<=[.;:])\s|\n", description, maxsplit=1)[0].rstrip(".;:")
         if 0 < len(first) <= 90:
             return first
     words = name.replace("_", " ")

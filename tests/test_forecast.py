@@ -244,7 +244,8 @@ def test_household_rolling_origin_backtest(tmp_path):
     """Real single series, 46 complete months; origins from month 24, horizons 1-3.
 
     Measured: global / seasonal naive MAE = 0.867 overall (seasonal naive 61.5 kWh, WAPE 8.0 %).
-    Not asserted below 1: on one series it depends on the booster settings (see the doc).
+    Issue 4 asks for a ratio below 1; the seeds are fixed, so a settings change that loses to
+    seasonal naive on this series fails here.
     """
     monthly = household_monthly()
     assert len(monthly) == 46
@@ -262,4 +263,4 @@ def test_household_rolling_origin_backtest(tmp_path):
     assert overall.loc["seasonal_naive", "mae"] == pytest.approx(
         np.mean(np.abs(naive["actual"].to_numpy() - year_before)))
     relative = overall.loc["global_gbm", "relative_mae"]
-    assert np.isfinite(relative) and 0.3 < relative < 2.0
+    assert np.isfinite(relative) and 0.3 < relative < 1.0

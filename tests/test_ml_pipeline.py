@@ -91,13 +91,29 @@ def test_first_run_promotes_and_backfills_12_months(ml_db):
 
 
 def test_metrics_against_baselines_are_recorded(ml_db):
-    _, summary = ml_db
+    conn, summary = ml_db
     arrears = summary["models"]["arrears_warning"]["metrics"]
     assert {"auc", "ks", "gini", "brier", "baseline_persistence_auc"} <= set(arrears)
     theft = summary["models"]["theft_suspicion"]["metrics"]
     assert theft["precision_at_capacity"] <= theft["precision_at_capacity_ceiling"] + 1e-12
     forecast = summary["models"]["consumption_forecast"]["metrics"]
     assert forecast["mae_ratio"] < 1  # the global model beats seasonal naive on the synthetic panel
+    assert {"mase", "wape", "seasonal_naive_wape"} <= set(forecast)
+    assert {"auc", "ks", "gini", "brier"} <= set(summary["models"]["credit_score"]["metrics"])
+    with psycopg.connect(conn.url) as pg:
+        # every run records its version, window and parameters; classifiers their calibration by decile
+        runs = pg.execute(
+            "select model_name, model_version, train_window_first_month, train_window_last_month, parameters"
+            " from ml.model_runs"
+        ).fetchall()
+        assert len(runs) == 4 and all(all(v is not None for v in run) for run in runs)
+        deciles = dict(
+            pg.execute(
+                "select runs.model_name, count(*) from ml.model_metrics_by_decile as deciles"
+                " inner join ml.model_runs as runs using (run_id) group by 1"
+            ).fetchall()
+        )
+        assert all(deciles.get(m, 0) > 0 for m in ("credit_score", "arrears_warning", "theft_suspicion"))
 
 
 def test_reasons_and_monitoring_are_data(ml_db):
@@ -116,6 +132,11 @@ def test_reasons_and_monitoring_are_data(ml_db):
             "from ml.monitoring_psi group by 1 order by 1"
         ).fetchall()
         assert [r[0] for r in psi] == ["feature", "score"] and all(r[2] for r in psi)
+        by_grade = pg.execute(
+            "select grade_type, count(*), bool_and(bad_rate is null or bad_rate between 0 and 1)"
+            " from ml.monitoring_grade_bad_rate group by 1 order by 1"
+        ).fetchall()
+        assert [r[0] for r in by_grade] == ["final", "model"] and all(r[2] for r in by_grade)
         assert pg.execute("select count(*) from ml.model_metrics_by_decile").fetchone()[0] > 0
         assert (
             pg.execute(
@@ -135,6 +156,47 @@ def test_rerun_with_the_same_inputs_rewrites_identical_rows(ml_db, fast_cfg):
     with psycopg.connect(conn.url) as pg:
         attempts = pg.execute("select count(*) from ml.model_run_attempts").fetchone()[0]
     assert attempts >= 8  # every attempt logged
+
+
+def prediction_checksums(conn) -> dict:
+    """md5 of every prediction table's rows in key order, without the wall-clock `scored_at`."""
+    from gridcredit.ml.schema import TABLES
+
+    out = {}
+    with psycopg.connect(conn.url) as pg:
+        for name in ML_TABLES:
+            table = TABLES[name]
+            columns = ", ".join(c for c in table.column_names if c != "scored_at")
+            order = ", ".join(table.primary_key)
+            out[name] = pg.execute(
+                f"select count(*), md5(coalesce(string_agg(row({columns})::text, '|' order by {order}), '')) "
+                f"from ml.{name}"
+            ).fetchone()
+    return out
+
+
+def test_training_again_from_scratch_writes_identical_scores(ml_db, fast_cfg, session_warehouse):
+    """Fixed seeds: the same marts in a new database, trained from nothing (no stored model to
+    reuse), give the same run ids, versions and scores row for row. Runs before the tests below
+    change the module database's outputs."""
+    conn, _ = ml_db
+    name = f"t_ml_{uuid.uuid4().hex[:10]}"
+    admin = session_warehouse.with_dbname("postgres")
+    with psycopg.connect(admin.url, autocommit=True) as pg:
+        pg.execute(f'create database "{name}"')
+    try:
+        again = session_warehouse.with_dbname(name)
+        features, labels = make_marts(customers=300, months=27, seed=11)
+        with psycopg.connect(again.url) as pg:
+            write_marts(pg, features, labels)
+        summary = score_all(again, cfg=fast_cfg)
+        assert all(o["trained"] for o in summary["models"].values())
+        first = prediction_checksums(conn)
+        assert all(rows > 0 for rows, _ in first.values())
+        assert prediction_checksums(again) == first
+    finally:
+        with psycopg.connect(admin.url, autocommit=True) as pg:
+            pg.execute(f'drop database if exists "{name}" with (force)')
 
 
 def test_gate_keeps_the_current_model_when_the_new_one_is_worse(ml_db, fast_cfg):

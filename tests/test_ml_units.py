@@ -335,6 +335,9 @@ def test_plain_label_uses_the_first_sentence_of_the_description():
     assert plain_label(info) == "Days past due of the oldest unpaid bill"
     assert plain_label(ColumnInfo("zero_reading_days", "integer", None)) == "Zero reading days"
     assert plain_label(info, {"days_past_due": "DPD"}) == "DPD"
+    described = "**Payment behaviour.** Worst delay of the last 3 months: max."
+    indicator = ColumnInfo("max_days_past_due_3m", "integer", described)
+    assert plain_label(indicator) == "Worst delay of the last 3 months"
 
 
 def test_ks_and_precision_at_k():
