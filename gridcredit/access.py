@@ -24,12 +24,13 @@ The matrix is asserted as a literal table in tests/test_access.py.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
 
-from gridcredit import warehouse
+from gridcredit import settings, warehouse
 
 LOADER = "gridcredit_loader"
 TRANSFORMER = "gridcredit_transformer"
@@ -39,6 +40,9 @@ ANALYST = "gridcredit_analyst"
 RESTRICTED = "gridcredit_restricted"
 GROUP_ROLES = (LOADER, TRANSFORMER, ML, ANALYST, RESTRICTED)
 ALL_ROLES = (*GROUP_ROLES, BI_READER)
+# The role each pipeline stage works as (`set role` after connecting): gridcredit.yaml
+# access.<stage>_role, GRIDCREDIT_<STAGE>_ROLE overrides; empty = the login role.
+STAGE_ROLES = {"dbt": TRANSFORMER, "ingest": LOADER, "ml": ML}
 
 RAW_SCHEMAS = ("raw_billing", "raw_metering", "raw_inspection", "raw_registry", "raw_macro")
 PUBLISHED_MARTS = ("marts_core", "marts_collections", "marts_groups", "marts_ml", "marts_decisions")
@@ -226,6 +230,13 @@ def apply_access(pg: psycopg.Connection, schemas: list[str] | None = None) -> in
         if schema not in SCHEMA_RULES:  # a build schema or a switched-in one: grants again
             creators = tuple(dict.fromkeys(c for c in (owner_role, rule.owner, *rule.writers) if c))
             dynamic.extend(_schema_statements(schema, rule, creators, owner_role))
+            if rule.owner in GROUP_ROLES:
+                # A build area the warehouse owner created (an older run): to the stage role that fills it.
+                dynamic.append(
+                    f"do $$ begin if (select nspowner::regrole::text from pg_namespace where nspname = "
+                    f"{sql.Literal(schema).as_string(None)}) = current_user then alter schema "
+                    f"{sql.Identifier(schema).as_string(None)} owner to {rule.owner}; end if; end $$;"
+                )
             # A build area may be the previously published schema (swapped out): readers leave it.
             quoted = sql.Identifier(schema).as_string(None)
             dynamic.append(f"revoke all on schema {quoted} from {BI_READER}, {ANALYST};")
@@ -274,6 +285,27 @@ def apply_access(pg: psycopg.Connection, schemas: list[str] | None = None) -> in
     if dynamic:
         pg.execute("\n".join(dynamic))
     return count + len(dynamic)
+
+
+def stage_role(stage: str) -> str:
+    """The role a stage (``dbt``, ``ingest``, ``ml``) works as; empty = the connection's login role."""
+    section = settings.project_config().get("access", {}) or {}
+    configured = section.get(f"{stage}_role", STAGE_ROLES[stage])
+    return os.environ.get(f"GRIDCREDIT_{stage.upper()}_ROLE", configured) or ""
+
+
+def work_as(pg: psycopg.Connection, stage: str) -> str:
+    """Switch this session to the stage's role (``set role``, committed so a later rollback keeps it).
+
+    Call it right after connecting: from then on the session holds only that role's privileges.
+    Returns the role ('' when the stage works as the login role).
+    """
+    role = stage_role(stage)
+    if role:
+        pg.execute(sql.SQL("set role {}").format(sql.Identifier(role)))
+        if not pg.autocommit:
+            pg.commit()
+    return role
 
 
 def apply(conn: warehouse.Connection) -> int:

@@ -190,8 +190,9 @@ def spark_sync() -> None:
 # -- dbt ---------------------------------------------------------------------------------------
 def dbt_role() -> str:
     """The role dbt works as (`set role`); empty = the login role (gridcredit.yaml access.dbt_role)."""
-    section = settings.project_config().get("access", {}) or {}
-    return os.environ.get("GRIDCREDIT_DBT_ROLE", section.get("dbt_role", "gridcredit_transformer")) or ""
+    from gridcredit import access
+
+    return access.stage_role("dbt")
 
 
 def dbt_environment(conn: warehouse.Connection) -> dict[str, str]:
@@ -231,7 +232,7 @@ def run_dbt(args: list[str], conn: warehouse.Connection | None = None) -> int:
 
 
 def _reapply_access(conn: warehouse.Connection) -> None:
-    """Roles and grants before dbt runs as the transformer (new raw/ml tables since the last run)."""
+    """Roles and grants before a stage works as its role (new raw/ml tables since the last run)."""
     from gridcredit import access
 
     try:
@@ -298,7 +299,9 @@ def ingest_command(
     conn = warehouse.ensure_running()
     try:
         with pipeline_lock("ingest", conn):
-            ingest_directory(directory, conn=conn, encoding=encoding, console=console)
+            # Roles and grants first: the loads work as the loader role (ADR 0080).
+            _reapply_access(conn)
+            ingest_directory(directory, conn=conn, encoding=encoding, console=console, work_as="ingest")
     except PipelineBusyError as error:
         raise _fail(str(error), 75) from error
     except IngestError as error:

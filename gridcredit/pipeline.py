@@ -120,7 +120,7 @@ def _stage_ingest(conn: warehouse.Connection, data: Path, encoding: str | None, 
     from gridcredit.ingestion.loader import IngestError, ingest_directory
 
     try:
-        summary = ingest_directory(data, conn=conn, encoding=encoding, console=console)
+        summary = ingest_directory(data, conn=conn, encoding=encoding, console=console, work_as="ingest")
     except IngestError as error:
         raise PipelineError(f"ingest failed: {error}") from error
     # Fresh partitions have no statistics until autovacuum gets to them; without them PostgreSQL
@@ -291,9 +291,13 @@ def _stage_spark_sync(conn: warehouse.Connection, console: Console) -> str:
 
 
 def _stage_score(conn: warehouse.Connection, console: Console) -> str:
+    from gridcredit import access
     from gridcredit.ml.scoring import score_all
 
-    result = score_all(conn, console, publish=False, read_build_area=True)
+    if access.stage_role("ml"):
+        # The ML role reads the feature marts dbt just built in the build area: their grants first.
+        access.apply(conn)
+    result = score_all(conn, console, publish=False, read_build_area=True, work_as="ml")
     # The ledger keeps, per model, whether it trained and its step times and rows (compact JSON,
     # read by bench/bench_pipeline.py for the training and scoring figures of the run).
     models = {
@@ -371,10 +375,13 @@ def resumable_stages(conn: warehouse.Connection, run_id: int, token: dict) -> tu
 
     Only when the previous run failed (or was killed) with the same resume token: the same code
     and data folder, no load and no publication since. Stages count from ``dbt`` on, in order.
+    Runs that died before the build stages (no token: killed in ingest or freshness) changed no
+    build area and are looked past; a load they made changes the token, so nothing is resumed then.
     """
     with warehouse.connect(conn, autocommit=True) as pg:
         previous = pg.execute(
-            "select run_id, status, resume_token from ops.pipeline_runs where run_id < %s order by run_id desc limit 1",
+            "select run_id, status, resume_token from ops.pipeline_runs"
+            " where run_id < %s and resume_token is not null order by run_id desc limit 1",
             [run_id],
         ).fetchone()
         if not previous or previous[1] != "failed" or previous[2] != token:
@@ -421,12 +428,11 @@ def run_pipeline(
     if data is not None and not (data / "manifest.json").exists():
         raise PipelineError(f"{data} holds no manifest.json: not an extract folder")
     ledger = RunLedger(conn, "run", data)
-    # Roles, schemas and default privileges before the first stage, so that what ingest creates is
-    # readable by the transformer role that dbt works as (freshness, builds); ADR 0080.
+    # Roles, schemas and default privileges before the first stage: ingest works as the loader role,
+    # dbt as the transformer, ML as the ml role, each reading what the one before it wrote (ADR 0080).
     from gridcredit import access
-    from gridcredit.cli import dbt_role
 
-    if dbt_role():
+    if any(access.stage_role(stage) for stage in access.STAGE_ROLES):
         access.apply(conn)
     stages: list[tuple[str, Callable[[], str]]] = []
     if data is not None:

@@ -307,10 +307,20 @@ def _partition_name(table: TableSpec, load_id: int) -> str:
     return f"{table.name}__load_{load_id}"
 
 
-def ensure_schema(pg: psycopg.Connection, contract: Contract) -> None:
-    """Create ops and raw tables idempotently; add columns the contract gained since."""
+def ensure_schema(pg: psycopg.Connection, contract: Contract, work_as: str | None = None) -> None:
+    """Create ops and raw tables idempotently; add columns the contract gained since.
+
+    The load ledger (ops, the warehouse owner's schema) is set up as the login role; with
+    ``work_as`` (a stage of :func:`gridcredit.access.work_as`) the session then switches to that
+    role, which creates the raw tables it will own and load (partitions attach only by their owner).
+    """
     with pg.transaction():
         pg.execute(LEDGER_DDL)
+    if work_as:
+        from gridcredit import access
+
+        access.work_as(pg, work_as)
+    with pg.transaction():
         existing: dict[tuple[str, str], set[str]] = {}
         for schema, name, column in pg.execute(
             "select table_schema, table_name, column_name from information_schema.columns "
@@ -1074,8 +1084,12 @@ def _plan(extract: _Extract, contract: Contract) -> tuple[list[tuple[TableSpec, 
 
 def ingest_directory(directory: Path, conn: warehouse.Connection, encoding: str | None = None,
                      console: Console | None = None, *,
-                     max_reject_rate: float | None = None) -> IngestSummary:
+                     max_reject_rate: float | None = None, work_as: str | None = None) -> IngestSummary:
     """Load the extract in ``directory``; raise :class:`IngestError` if any file failed.
+
+    ``work_as="ingest"``: the loads work as the ingest stage's role (gridcredit_loader: writes raw
+    and its ledger only; ADR 0080); the caller has applied the access rules (`gridcredit run`,
+    `gridcredit ingest`). None: the login role.
 
     Files that load commit one by one; a failed file does not stop the others, and the error is
     raised at the end (after the summary is printed) naming every failed file and its first reasons.
@@ -1095,7 +1109,7 @@ def ingest_directory(directory: Path, conn: warehouse.Connection, encoding: str 
         # A killed client's backend notices at once and rolls back (PostgreSQL 14+, Linux).
         pg.execute("set client_connection_check_interval = '1s'")
         pg.commit()
-        ensure_schema(pg, contract)
+        ensure_schema(pg, contract, work_as=work_as)
         loader = _Loader(pg, extract, contract, encoding, console, rate, config.default_encoding)
         progress = Progress(
             TextColumn("[bold]ingest[/] {task.description}"), BarColumn(),

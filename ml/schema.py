@@ -397,6 +397,8 @@ create table if not exists {SCHEMA}.model_run_attempts (
 );
 comment on table {SCHEMA}.model_run_attempts is
     'Every attempt to run a model (also failed and skipped ones), appended outside the atomic switch.';
+-- Which database role ran it (`gridcredit run` works as gridcredit_ml; ADR 0080).
+alter table {SCHEMA}.model_run_attempts add column if not exists database_user text default current_user;
 """
 
 

@@ -508,6 +508,7 @@ def score_all(
     cfg: dict | None = None,
     publish: bool = True,
     read_build_area: bool = False,
+    work_as: str | None = None,
 ) -> dict:
     """Run every model and publish its outputs to the ``ml`` schema in one atomic switch.
 
@@ -533,6 +534,10 @@ def score_all(
         Read the input marts from their build area (``marts_ml__build`` for ``marts_ml``, ...), as
         `gridcredit run` does before anything is published. The configuration fingerprint (and so
         the model version) does not depend on it.
+    work_as : str, optional
+        ``"ml"``: both sessions work as the ML stage's role (gridcredit_ml: reads the feature marts,
+        writes ``ml`` and ``ml__build``; gridcredit/access.py), as `gridcredit run` does after
+        applying the access rules. None: the login role.
 
     Returns
     -------
@@ -562,12 +567,21 @@ def score_all(
         warehouse.connect(conn, autocommit=True) as log,
     ):
         pg.execute("set client_connection_check_interval = '1s'")
+        pg.commit()
+        # The simulator's truth folder (extra metrics on simulated data) is named in the load ledger,
+        # which the ML role does not read: look it up before switching to that role.
+        truth_dir = truth_dir if truth_dir is not None else discover_truth_dir(pg)
+        if work_as:
+            from gridcredit import access
+
+            access.work_as(pg, work_as)
+            access.work_as(log, work_as)
         ensure_schema(pg)
         pg.commit()
         close_interrupted_attempts(log)
         ds = load_dataset(pg, cfg)
         pg.commit()
-        truth = load_truth(truth_dir if truth_dir is not None else discover_truth_dir(pg))
+        truth = load_truth(truth_dir)
         build = BuildArea(pg)
         build.reset()
         ctx = _Context(pg, log, build, ds, cfg, code_fingerprint(), config_fp, truth, rescore, started_at)

@@ -148,6 +148,25 @@ def test_dbt_built_the_warehouse_as_the_transformer_role(built_warehouse):
     assert owners == {s: access.TRANSFORMER for s in ("staging", "intermediate", "marts_core", "restricted")}
 
 
+def test_ingest_and_ml_worked_as_their_roles(built_warehouse):
+    """`gridcredit run` loads as gridcredit_loader and scores as gridcredit_ml (set role), not as the owner.
+
+    Load partitions are created by the loads themselves and never re-owned by apply_access; every ML
+    attempt records the role it ran as."""
+    with psycopg.connect(built_warehouse.url) as pg:
+        partition_owners = {
+            owner
+            for (owner,) in pg.execute(
+                "select distinct c.relowner::regrole::text from pg_class as c"
+                " join pg_namespace as n on n.oid = c.relnamespace"
+                " where n.nspname like 'raw\\_%%' and c.relispartition"
+            ).fetchall()
+        }
+        ml_roles = {role for (role,) in pg.execute("select distinct database_user from ml.model_run_attempts")}
+    assert partition_owners == {access.LOADER}
+    assert ml_roles == {access.ML}
+
+
 @pytest.fixture
 def clone(built_warehouse):
     conn = clone_database(built_warehouse)
@@ -241,6 +260,25 @@ def test_privilege_mismatch_is_detected(clone):
         pg.execute(f"grant select on raw_billing.customers to {access.BI_READER}")
     mismatches = matrix_mismatches(clone)
     assert len(mismatches) == 1 and "raw_billing / bi_reader" in mismatches[0]
+
+
+def test_stages_hold_only_their_roles_privileges(clone, pipeline_extract):
+    """With one privilege of its role revoked, a stage fails: it does not fall back on the owner's rights."""
+    from gridcredit.ingestion.loader import ingest_directory
+    from gridcredit.ml.config import load_config
+    from gridcredit.ml.scoring import score_all
+
+    access.apply(clone)  # as `gridcredit run` does (database-level grants are not copied with a clone)
+    with psycopg.connect(clone.url, autocommit=True) as pg:
+        pg.execute(f"revoke usage on schema ops from {access.LOADER}")
+        pg.execute(f"revoke select on all tables in schema marts_ml from {access.ML}")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="ops"):
+        ingest_directory(pipeline_extract, conn=clone, work_as="ingest")
+    # (Without SELECT the ML role does not even see the feature table: "does not exist".)
+    with pytest.raises((psycopg.errors.InsufficientPrivilege, LookupError), match="fct_customer_month"):
+        score_all(clone, cfg=load_config(), publish=False, work_as="ml")
+    # The same calls as the login role (the warehouse owner) go through the revoked privileges.
+    ingest_directory(pipeline_extract, conn=clone)
 
 
 def test_init_sql_prepares_a_fresh_database(session_warehouse, tmp_path):
