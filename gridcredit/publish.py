@@ -8,10 +8,11 @@ run there. Only then :func:`publish` opens one transaction that
 2. swaps each published schema with its build area by three renames (``S`` -> ``S__previous``,
    ``S__build`` -> ``S``, ``S__previous`` -> ``S__build``): the previous published state becomes
    the next build area, from which incremental models catch up (docs/decisions/0011);
-3. moves the schema privileges with the *name* (they belong to the schema object, which was
-   renamed), gives both schemas the published default privileges, gives each table switched in
-   the grants, row-level security and policies of the table it replaces, then calls the access
-   hook (``gridcredit.access.apply_access``) for the published schemas;
+3. re-applies privileges in one path: ``gridcredit.access.apply_access`` derives every grant,
+   default privilege, row-level security flag and policy of the roles gridcredit manages from its
+   rules (ADR 0080); what a DBA added beyond those rules (grants to other roles, other policies)
+   belongs to the published *name*, so it is carried from the schema and tables switched out to
+   the ones switched in (:func:`_carry_unmanaged_access`);
 4. makes every ``ml`` table equal its build table (ml tables keep their OIDs: views bind to them);
 5. records the publication in ``ops.publications`` and commits.
 
@@ -112,44 +113,52 @@ def _grantee(name: str) -> sql.Composable:
     return sql.SQL("public") if name == "public" else sql.Identifier(name)
 
 
-def _set_schema_grants(pg, schema: str, have: set, want: set) -> None:
-    for grantee, privilege in sorted(have - want):
-        pg.execute(
-            sql.SQL("revoke {} on schema {} from {}").format(
-                sql.SQL(privilege), sql.Identifier(schema), _grantee(grantee)
-            )
-        )
-    for grantee, privilege in sorted(want - have):
-        pg.execute(
-            sql.SQL("grant {} on schema {} to {}").format(sql.SQL(privilege), sql.Identifier(schema), _grantee(grantee))
-        )
+def _unmanaged(grants: set, grantee_at: int) -> set:
+    """The grants to roles gridcredit.access does not manage (public is managed: access revokes it)."""
+    from gridcredit import access
+
+    managed = {*access.ALL_ROLES, "public"}
+    return {grant for grant in grants if grant[grantee_at] not in managed}
 
 
-def _set_default_grants(pg, schema: str, have: set, want: set) -> None:
-    for owner, kind, grantee, privilege in sorted(have - want):
-        pg.execute(
-            sql.SQL("alter default privileges for role {} in schema {} revoke {} on {} from {}").format(
-                sql.Identifier(owner),
-                sql.Identifier(schema),
-                sql.SQL(privilege),
-                sql.SQL(DEFAULT_ACL_OBJECTS[kind]),
-                _grantee(grantee),
-            )
-        )
-    for owner, kind, grantee, privilege in sorted(want - have):
-        pg.execute(
-            sql.SQL("alter default privileges for role {} in schema {} grant {} on {} to {}").format(
-                sql.Identifier(owner),
-                sql.Identifier(schema),
-                sql.SQL(privilege),
-                sql.SQL(DEFAULT_ACL_OBJECTS[kind]),
-                _grantee(grantee),
-            )
-        )
+def _sync(pg: psycopg.Connection, have: set, want: set, statement: str, parts) -> None:
+    """Revoke what ``have`` has beyond ``want``, grant what it lacks: ``statement`` names the verb's
+    place ``{verb}`` and the grantee's preposition ``{to}``; ``parts(item)`` gives its other fields."""
+    for verb, to, items in (("revoke", "from", have - want), ("grant", "to", want - have)):
+        for item in sorted(items):
+            pg.execute(sql.SQL(statement).format(verb=sql.SQL(verb), to=sql.SQL(to), **parts(item)))
+
+
+def _set_schema_grants(pg: psycopg.Connection, schema: str, have: set, want: set) -> None:
+    _sync(
+        pg,
+        have,
+        want,
+        "{verb} {privilege} on schema {schema} {to} {grantee}",
+        lambda item: {"privilege": sql.SQL(item[1]), "schema": sql.Identifier(schema), "grantee": _grantee(item[0])},
+    )
+
+
+def _set_default_grants(pg: psycopg.Connection, schema: str, have: set, want: set) -> None:
+    _sync(
+        pg,
+        have,
+        want,
+        "alter default privileges for role {owner} in schema {schema} {verb} {privilege} on {kind} {to} {grantee}",
+        lambda item: {
+            "owner": sql.Identifier(item[0]),
+            "schema": sql.Identifier(schema),
+            "privilege": sql.SQL(item[3]),
+            "kind": sql.SQL(DEFAULT_ACL_OBJECTS[item[1]]),
+            "grantee": _grantee(item[2]),
+        },
+    )
 
 
 def _table_access(pg: psycopg.Connection, schema: str) -> tuple[dict, dict, dict]:
-    """Per relation of a schema: its grants (grantee, privilege), its RLS flags, its policies."""
+    """Per relation of a schema: its unmanaged grants (grantee, privilege), RLS flags, unmanaged policies."""
+    from gridcredit import access
+
     grants: dict[str, set[tuple[str, str]]] = {}
     flags: dict[str, tuple[bool, bool]] = {}
     for name, grantee, privilege, rls, force in pg.execute(
@@ -169,18 +178,19 @@ def _table_access(pg: psycopg.Connection, schema: str) -> tuple[dict, dict, dict
         if privilege is not None:
             grants[name].add((grantee, privilege))
         flags[name] = (rls, force)
+    grants = {name: _unmanaged(held, 0) for name, held in grants.items()}
     policies: dict[str, list[tuple]] = {}
     for row in pg.execute(
         "select tablename, policyname, permissive, roles::text[], cmd, qual, with_check"
-        " from pg_policies where schemaname = %s order by tablename, policyname",
-        [schema],
+        " from pg_policies where schemaname = %s and policyname <> all(%s) order by tablename, policyname",
+        [schema, [access.ANALYST_POLICY, access.READERS_POLICY]],
     ).fetchall():
         policies.setdefault(row[0], []).append(row[1:])
     return grants, flags, policies
 
 
 def _carry_table_access(pg: psycopg.Connection, schema: str, old: tuple[dict, dict, dict]) -> None:
-    """Give the tables just switched in the grants, RLS and policies their predecessors had.
+    """Give the tables just switched in the unmanaged grants, RLS and policies their predecessors had.
 
     A grant every old table had (``grant select on all tables in schema ...``) also goes to new
     tables; grants the build gave (dbt ``grants``, default privileges) are kept.
@@ -189,15 +199,10 @@ def _carry_table_access(pg: psycopg.Connection, schema: str, old: tuple[dict, di
     new_grants, new_flags, new_policies = _table_access(pg, schema)
     common = set.intersection(*old_grants.values()) if old_grants else set()
     for table in sorted(new_grants):
-        wanted = old_grants.get(table, common)
-        for grantee, privilege in sorted(wanted - new_grants[table]):
-            pg.execute(
-                sql.SQL("grant {} on {}.{} to {}").format(
-                    sql.SQL(privilege), sql.Identifier(schema), sql.Identifier(table), _grantee(grantee)
-                )
-            )
-        rls, force = old_flags.get(table, (False, False))
         target = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+        for grantee, privilege in sorted(old_grants.get(table, common) - new_grants[table]):
+            pg.execute(sql.SQL("grant {} on {} to {}").format(sql.SQL(privilege), target, _grantee(grantee)))
+        rls, force = old_flags.get(table, (False, False))
         if rls and not new_flags[table][0]:
             pg.execute(sql.SQL("alter table {} enable row level security").format(target))
         if force and not new_flags[table][1]:
@@ -218,6 +223,21 @@ def _carry_table_access(pg: psycopg.Connection, schema: str, old: tuple[dict, di
             if check is not None:
                 statement += sql.SQL(" with check ({})").format(sql.SQL(check))
             pg.execute(statement)
+
+
+def _carry_unmanaged_access(pg: psycopg.Connection, schema: str, build: str, published: dict) -> None:
+    """After the renames: what a DBA granted beyond gridcredit's rules follows the published name.
+
+    ``published``: the unmanaged schema grants, default privileges and table access the published
+    schema had before the switch (the build area's own unmanaged grants stay with the build area).
+    """
+    build_grants, build_defaults = _unmanaged(_schema_grants(pg, schema), 0), _unmanaged(_default_grants(pg, schema), 2)
+    _set_schema_grants(pg, schema, have=build_grants, want=published["grants"])
+    _set_schema_grants(pg, build, have=published["grants"], want=build_grants)
+    # Default privileges shape the tables the *next* build creates in the build area: the build
+    # area (the schema switched out) keeps the published ones, and the published name gets them too.
+    _set_default_grants(pg, schema, have=build_defaults, want=published["defaults"])
+    _carry_table_access(pg, schema, published["tables"])
 
 
 def _drop_dbt_leftovers(pg: psycopg.Connection, schemas: list[str]) -> list[str]:
@@ -246,8 +266,9 @@ def apply_access_policies(pg: psycopg.Connection, schemas: list[str]) -> None:
     """Re-apply the access rules of the published schemas inside the switch transaction.
 
     The roles, grants and row-level security policies are defined by ``gridcredit.access``
-    (issue 7, "Access", ADR 0080): ``apply_access(pg, schemas)`` runs here, without committing, after
-    the generic carry-over above. Never optional: a skipped grant or policy is a security bug.
+    (issue 7, "Access", ADR 0080): ``apply_access(pg, schemas)`` runs here, without committing; it is
+    the only path for the roles gridcredit manages. Never optional: a skipped grant or policy is a
+    security bug.
     """
     from gridcredit import access
 
@@ -269,25 +290,21 @@ def publish(conn: warehouse.Connection, run_id: int | None = None) -> Publicatio
         }
         for schema in schemas:
             build = schema + BUILD_SUFFIX
-            if schema not in existing:
+            if schema not in existing:  # the first publication: nothing to swap with
                 rename = sql.SQL("alter schema {} rename to {}")
                 pg.execute(rename.format(sql.Identifier(build), sql.Identifier(schema)))
+                faults.fault_point("publish", schema)
                 continue
-            published_grants, build_grants = _schema_grants(pg, schema), _schema_grants(pg, build)
-            published_defaults, build_defaults = _default_grants(pg, schema), _default_grants(pg, build)
-            published_tables = _table_access(pg, schema)
+            published = {
+                "grants": _unmanaged(_schema_grants(pg, schema), 0),
+                "defaults": _unmanaged(_default_grants(pg, schema), 2),
+                "tables": _table_access(pg, schema),
+            }
             previous = schema + "__previous"
             pg.execute(sql.SQL("alter schema {} rename to {}").format(sql.Identifier(schema), sql.Identifier(previous)))
             pg.execute(sql.SQL("alter schema {} rename to {}").format(sql.Identifier(build), sql.Identifier(schema)))
             pg.execute(sql.SQL("alter schema {} rename to {}").format(sql.Identifier(previous), sql.Identifier(build)))
-            # Privileges follow the name: readers keep USAGE on the published schema, never on a build area.
-            _set_schema_grants(pg, schema, have=build_grants, want=published_grants)
-            _set_schema_grants(pg, build, have=published_grants, want=build_grants)
-            # Default privileges shape the tables the *next* build creates in the build area: both
-            # schemas get the published schema's.
-            _set_default_grants(pg, schema, have=build_defaults, want=published_defaults)
-            _set_default_grants(pg, build, have=published_defaults, want=published_defaults)
-            _carry_table_access(pg, schema, published_tables)
+            _carry_unmanaged_access(pg, schema, build, published)
             faults.fault_point("publish", schema)
         apply_access_policies(pg, schemas)
         ml_rows = publish_build_area(pg, commit=False)
