@@ -321,7 +321,8 @@ def privacy_purge(
     as_of: Annotated[str | None, typer.Option(help="Reference date (YYYY-MM-DD); default today.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Count only; change nothing.")] = False,
 ) -> None:
-    """Remove the personal data of customers closed longer than the retention period (logged in ops.privacy_purges)."""
+    """Remove the personal data of customers closed longer than the retention period, of their enterprises'
+    legal representatives, and rejected raw lines holding it or older than the period (ops.privacy_purges)."""
     import datetime as dt
 
     from gridcredit import privacy
@@ -339,8 +340,9 @@ def privacy_purge(
     verb = "would purge" if dry_run else "purged"
     console.print(
         f"{verb} the personal data of {result.customers} customers closed before {result.closed_before} "
-        f"(retention {period}): {result.raw_rows_updated} raw rows cleared, "
-        f"{result.restricted_rows_deleted} restricted rows deleted"
+        f"(retention {period}) and of the legal representatives of {result.enterprises} enterprises: "
+        f"{result.raw_rows_updated} raw rows cleared, {result.restricted_rows_deleted} restricted rows deleted, "
+        f"{result.reject_lines_cleared} rejected raw lines cleared"
         + ("" if dry_run else "; logged in ops.privacy_purges")
     )
 

@@ -178,10 +178,23 @@ create table if not exists ops.privacy_purges (
 );
 comment on table ops.privacy_purges is 'Retention purges: which customer''s personal data was removed, when and why '
     '(closed before closed_before). The customer_id is the pseudonymous account number.';
+-- Since the purge also covers enterprises' legal representatives and rejected raw lines: one row per
+-- customer (customer_id), per enterprise (enterprise_id), or for lines cleared by age (both null).
+alter table ops.privacy_purges add column if not exists enterprise_id text;
+alter table ops.privacy_purges add column if not exists reject_lines_cleared integer not null default 0;
+alter table ops.privacy_purges alter column customer_id drop not null;
 """
 
 PERSONAL_CUSTOMER_COLUMNS = ("customer_name", "phone", "address", "email")
 PURGED_FIELDS = ("customer_name", "id_number", "phone", "address", "email")
+PURGED_ENTERPRISE_FIELDS = (
+    "legal_representative_name",
+    "legal_representative_id_number",
+    "actual_controller_id_number",
+)
+REJECT_LINE_FIELD = "load_rejects.raw_line"
+# A value shorter than this is not searched for in rejected lines (it would match unrelated text).
+_MIN_TOKEN = 6
 
 
 def parse_period(text: str) -> tuple[int, int]:
@@ -216,6 +229,33 @@ class PurgeResult:
     customers: int  # customers whose personal data was removed by this purge
     raw_rows_updated: int
     restricted_rows_deleted: int
+    enterprises: int = 0  # enterprises whose legal representative / controller data was removed
+    reject_lines_cleared: int = 0  # rejected raw lines (ops.load_rejects.raw_line) cleared
+
+
+def _clear_reject_lines(pg: psycopg.Connection, tokens: list[tuple[str, str]]) -> Counter[str]:
+    """Clear the raw text of rejected lines that hold any token; count per subject ((subject, token) pairs)."""
+    tokens = [(subject, token) for subject, token in tokens if token and len(token) >= _MIN_TOKEN]
+    if not tokens or pg.execute("select to_regclass('ops.load_rejects') is null").fetchone()[0]:
+        return Counter()
+    subjects, values = [list(column) for column in zip(*tokens, strict=True)]
+    return Counter(
+        row[0]
+        for row in pg.execute(
+            """
+            with tokens as (select unnest(%s::text[]) as subject, unnest(%s::text[]) as token),
+            matched as (
+                select distinct on (r.ctid) r.ctid as line, t.subject
+                from ops.load_rejects as r join tokens as t on strpos(r.raw_line, t.token) > 0
+                order by r.ctid, t.subject
+            )
+            update ops.load_rejects as r set raw_line = null from matched
+            where r.ctid = matched.line
+            returning matched.subject
+            """,
+            [subjects, values],
+        ).fetchall()
+    )
 
 
 def purge(conn: warehouse.Connection, period: str, today: dt.date | None = None, dry_run: bool = False) -> PurgeResult:
@@ -223,7 +263,16 @@ def purge(conn: warehouse.Connection, period: str, today: dt.date | None = None,
 
     Raw landing rows keep the customer but lose name, phone, address and e-mail; the ID number is
     replaced by ``purged:<its pseudonym>`` so that staging keeps producing the same pseudonym and the
-    marts keep their keys. Restricted rows of those customers are deleted. One transaction.
+    marts keep their keys. Restricted rows of those customers are deleted.
+
+    Enterprises whose every customer account is such a closed customer lose their legal
+    representative's name and ID number and their actual controller's ID number the same way
+    (``raw_registry.enterprises``, ``restricted.enterprise_people_personal_data``). An enterprise no
+    customer account names is registry data about a company, not an account: it is kept.
+
+    Rejected raw lines (``ops.load_rejects.raw_line``, kept so a data steward can correct the source)
+    are cleared when they hold a purged customer's or enterprise's identifier or clear values, and
+    when their load started before the cut-off (older than the retention period). One transaction.
     """
     closed_before = cutoff_date(period, today)
     with warehouse.connect(conn, options=pg_options()) as pg:
@@ -246,6 +295,16 @@ def purge(conn: warehouse.Connection, period: str, today: dt.date | None = None,
                 [closed_before],
             ).fetchall()
         ]
+        # What identifies them in rejected lines: read before the clear values are overwritten.
+        reject_tokens = [
+            (f"customer:{customer_id}", token)
+            for customer_id, *values in pg.execute(
+                "select customer_id, customer_id, id_number, phone from raw_billing.customers"
+                " where customer_id = any(%s)",
+                [customers],
+            ).fetchall()
+            for token in values
+        ]
         cleared = ", ".join(f"{c} = null" for c in PERSONAL_CUSTOMER_COLUMNS)
         raw_rows = Counter(
             row[0]
@@ -265,15 +324,112 @@ def purge(conn: warehouse.Connection, period: str, today: dt.date | None = None,
                     [customers],
                 ).fetchall()
             )
-        purged = sorted(set(raw_rows) | set(restricted_rows))
+        enterprise_raw, enterprise_restricted = _purge_enterprises(pg, customers, reject_tokens)
+        rejects = _clear_reject_lines(pg, reject_tokens)
+        aged = 0
+        if pg.execute("select to_regclass('ops.load_rejects') is not null").fetchone()[0]:
+            aged = pg.execute(
+                "update ops.load_rejects as r set raw_line = null from ops.load_ledger as l"
+                " where l.load_id = r.load_id and r.raw_line is not null and l.started_at < %s",
+                [closed_before],
+            ).rowcount
+        purged = sorted(set(raw_rows) | set(restricted_rows) | {s[9:] for s in rejects if s.startswith("customer:")})
+        enterprises = sorted(
+            set(enterprise_raw) | set(enterprise_restricted) | {s[11:] for s in rejects if s.startswith("enterprise:")}
+        )
+        log = [
+            (c, None, list(PURGED_FIELDS), raw_rows[c], restricted_rows[c], rejects[f"customer:{c}"]) for c in purged
+        ]
+        log += [
+            (None, e, list(PURGED_ENTERPRISE_FIELDS), enterprise_raw[e], enterprise_restricted[e], rejects[key])
+            for e in enterprises
+            for key in [f"enterprise:{e}"]
+        ]
+        if aged:
+            log.append((None, None, [REJECT_LINE_FIELD], 0, 0, aged))
         with pg.cursor() as cursor:
             cursor.executemany(
-                "insert into ops.privacy_purges (closed_before, retention, customer_id, fields_removed,"
-                " raw_rows_updated, restricted_rows_deleted) values (%s, %s, %s, %s, %s, %s)",
-                [(closed_before, period, c, list(PURGED_FIELDS), raw_rows[c], restricted_rows[c]) for c in purged],
+                "insert into ops.privacy_purges (closed_before, retention, customer_id, enterprise_id, fields_removed,"
+                " raw_rows_updated, restricted_rows_deleted, reject_lines_cleared)"
+                " values (%s, %s, %s, %s, %s, %s, %s, %s)",
+                [(closed_before, period, *row) for row in log],
             )
         if dry_run:
             pg.rollback()
         else:
             pg.commit()
-    return PurgeResult(closed_before, len(purged), sum(raw_rows.values()), sum(restricted_rows.values()))
+    return PurgeResult(
+        closed_before,
+        len(purged),
+        sum(raw_rows.values()) + sum(enterprise_raw.values()),
+        sum(restricted_rows.values()) + sum(enterprise_restricted.values()),
+        enterprises=len(enterprises),
+        reject_lines_cleared=sum(rejects.values()) + aged,
+    )
+
+
+def _purge_enterprises(
+    pg: psycopg.Connection, closed_customers: list[str], reject_tokens: list[tuple[str, str]]
+) -> tuple[Counter[str], Counter[str]]:
+    """Clear the people data of enterprises all of whose customer accounts are in ``closed_customers``.
+
+    Appends the enterprises' identifying values to ``reject_tokens``; returns raw rows updated and
+    restricted rows deleted per enterprise.
+    """
+    if pg.execute("select to_regclass('raw_registry.enterprises') is null").fetchone()[0]:
+        return Counter(), Counter()
+    # The latest delivery of each customer says which enterprise it belongs to (same rule as staging).
+    enterprises = [
+        row[0]
+        for row in pg.execute(
+            """
+            select enterprise_id from (
+                select distinct on (customer_id) customer_id, nullif(enterprise_id, '') as enterprise_id
+                from raw_billing.customers order by customer_id, _load_id desc, _line_number desc
+            ) as latest
+            where enterprise_id is not null
+            group by enterprise_id
+            having bool_and(customer_id = any(%s))
+            order by 1
+            """,
+            [closed_customers],
+        ).fetchall()
+    ]
+    reject_tokens.extend(
+        (f"enterprise:{enterprise_id}", token)
+        for enterprise_id, *values in pg.execute(
+            "select enterprise_id, enterprise_id, legal_representative_id_number, actual_controller_id_number"
+            " from raw_registry.enterprises where enterprise_id = any(%s)",
+            [enterprises],
+        ).fetchall()
+        for token in values
+        if token and not token.startswith("purged:")
+    )
+    purged_id = (
+        "case when nullif({x}, '') is null or {x} like 'purged:%%' then {x} else 'purged:' || " + PSEUDONYM_SQL + " end"
+    )
+    raw_rows = Counter(
+        row[0]
+        for row in pg.execute(
+            "update raw_registry.enterprises set legal_representative_name = null,"
+            " legal_representative_id_number = " + purged_id.format(x="legal_representative_id_number") + ","
+            " actual_controller_id_number = " + purged_id.format(x="actual_controller_id_number")
+            + " where enterprise_id = any(%s) and (legal_representative_name is not null"
+            " or legal_representative_id_number not like 'purged:%%'"
+            " or (nullif(actual_controller_id_number, '') is not null"
+            " and actual_controller_id_number not like 'purged:%%'))"
+            " returning enterprise_id",
+            [enterprises],
+        ).fetchall()
+    )
+    restricted_rows: Counter[str] = Counter()
+    if pg.execute("select to_regclass('restricted.enterprise_people_personal_data') is not null").fetchone()[0]:
+        restricted_rows.update(
+            row[0]
+            for row in pg.execute(
+                "delete from restricted.enterprise_people_personal_data where enterprise_id = any(%s)"
+                " returning enterprise_id",
+                [enterprises],
+            ).fetchall()
+        )
+    return raw_rows, restricted_rows

@@ -1,5 +1,6 @@
 -- Clear names and ID numbers of enterprises' legal representatives and actual controllers, with
--- the pseudonyms the group marts use.
+-- the pseudonyms the group marts use. Enterprises purged by the retention command (ID number
+-- replaced by `purged:<pseudonym>`) are left out.
 {{ config(alias='enterprise_people_personal_data') }}
 
 with
@@ -27,6 +28,7 @@ personal as (
         {{ gridcredit.pseudonymise('deduplicated.actual_controller_id_number') }} as actual_controller_key,
         deduplicated._load_id as load_id
     from deduplicated
+    where deduplicated.legal_representative_id_number not like 'purged:%'
 
 )
 
