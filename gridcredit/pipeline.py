@@ -56,6 +56,10 @@ create table if not exists ops.pipeline_stage_runs (
     detail text,
     primary key (run_id, stage)
 );
+alter table ops.pipeline_stage_runs add column if not exists rows_written bigint;
+comment on column ops.pipeline_stage_runs.rows_written is
+    'Rows the stage wrote: loaded into raw (ingest), by dbt models and seeds, staged by ML (score), '
+    'switched into ml (publish).';
 """
 
 
@@ -68,6 +72,15 @@ class StageResult:
     stage: str
     seconds: float
     detail: str
+    rows: int | None = None
+
+
+@dataclass
+class StageOutcome:
+    """What a stage reports: a line for the ledger and the rows it wrote (None: not counted)."""
+
+    detail: str
+    rows: int | None = None
 
 
 class RunLedger:
@@ -101,11 +114,11 @@ class RunLedger:
     def stage_started(self, stage: str) -> None:
         self.pg.execute("insert into ops.pipeline_stage_runs (run_id, stage) values (%s, %s)", [self.run_id, stage])
 
-    def stage_finished(self, stage: str, status: str, seconds: float, detail: str) -> None:
+    def stage_finished(self, stage: str, status: str, seconds: float, detail: str, rows: int | None = None) -> None:
         self.pg.execute(
             "update ops.pipeline_stage_runs set status = %s, finished_at = now(), duration_s = %s,"
-            " detail = %s where run_id = %s and stage = %s",
-            [status, seconds, detail, self.run_id, stage],
+            " detail = %s, rows_written = %s where run_id = %s and stage = %s",
+            [status, seconds, detail, rows, self.run_id, stage],
         )
 
     def finish(self, status: str, message: str | None = None) -> None:
@@ -116,7 +129,7 @@ class RunLedger:
         self.pg.close()
 
 
-def _stage_ingest(conn: warehouse.Connection, data: Path, encoding: str | None, console: Console) -> str:
+def _stage_ingest(conn: warehouse.Connection, data: Path, encoding: str | None, console: Console) -> StageOutcome:
     from gridcredit.ingestion.loader import IngestError, ingest_directory
 
     try:
@@ -132,7 +145,7 @@ def _stage_ingest(conn: warehouse.Connection, data: Path, encoding: str | None, 
         ).fetchall()
         for (table,) in tables:
             pg.execute(f"analyze {table}")
-    return str(summary)
+    return StageOutcome(str(summary), summary.rows_loaded)
 
 
 # dbt phases around the ML step (selectors in dbt_project/selectors.yml): seeds are configuration
@@ -188,6 +201,20 @@ def run_dbt_streamed(args: list[str], conn: warehouse.Connection, stage: str, co
     return process.wait()
 
 
+def dbt_rows_written(target: Path | None = None) -> int:
+    """Rows the models and seeds of the last dbt invocation wrote (adapter responses in run_results.json)."""
+    target = target or settings.DBT_PROJECT_DIR / "target"
+    try:
+        results = json.loads((target / "run_results.json").read_text())["results"]
+    except (OSError, ValueError, KeyError):
+        return 0
+    return sum(
+        max(0, int((result.get("adapter_response") or {}).get("rows_affected") or 0))  # views: -1
+        for result in results
+        if result.get("unique_id", "").startswith(("model.", "seed.")) and result.get("status") == "success"
+    )
+
+
 def dbt_failures(target: Path | None = None) -> list[str]:
     """What failed in the last dbt invocation: each failed test with the table of its failing rows."""
     target = target or settings.DBT_PROJECT_DIR / "target"
@@ -212,11 +239,11 @@ def dbt_failures(target: Path | None = None) -> list[str]:
     return lines
 
 
-def _stage_dbt(conn: warehouse.Connection, console: Console, phases: list[list[str]], stage: str) -> str:
+def _stage_dbt(conn: warehouse.Connection, console: Console, phases: list[list[str]], stage: str) -> StageOutcome:
     from gridcredit import access
     from gridcredit.cli import dbt_role
 
-    finished = [0]
+    finished, rows = [0], 0
     for args in phases:
         console.print(f"[bold]dbt {' '.join(args)}[/]")
         if dbt_role():
@@ -232,7 +259,8 @@ def _stage_dbt(conn: warehouse.Connection, console: Console, phases: list[list[s
                 f" (the published schemas are unchanged).{listed}{more}\n"
                 f"dbt log: {settings.DBT_PROJECT_DIR / 'logs' / 'dbt.log'}"
             )
-    return "; ".join(f"dbt {' '.join(args[:3])}" for args in phases)
+        rows += dbt_rows_written()
+    return StageOutcome("; ".join(f"dbt {' '.join(args[:3])}" for args in phases), rows)
 
 
 def _stage_freshness(conn: warehouse.Connection, console: Console) -> str:
@@ -290,7 +318,7 @@ def _stage_spark_sync(conn: warehouse.Connection, console: Console) -> str:
     return f"{sum(written.values()):,} rows to {endpoint.url}"
 
 
-def _stage_score(conn: warehouse.Connection, console: Console) -> str:
+def _stage_score(conn: warehouse.Connection, console: Console) -> StageOutcome:
     from gridcredit import access
     from gridcredit.ml.scoring import score_all
 
@@ -315,10 +343,12 @@ def _stage_score(conn: warehouse.Connection, console: Console) -> str:
         }
         for name, outcome in result.get("models", {}).items()
     }
-    return json.dumps({"models": models}, separators=(",", ":"), default=str)
+    staged = sum(sum(model["rows"].values()) for model in models.values())
+    written = staged + sum(result.get("monitoring_rows", {}).values())
+    return StageOutcome(json.dumps({"models": models}, separators=(",", ":"), default=str), written)
 
 
-def _stage_publish(conn: warehouse.Connection, console: Console, run_id: int) -> str:
+def _stage_publish(conn: warehouse.Connection, console: Console, run_id: int) -> StageOutcome:
     from gridcredit.publish import publish
 
     publication = publish(conn, run_id)
@@ -326,7 +356,7 @@ def _stage_publish(conn: warehouse.Connection, console: Console, run_id: int) ->
         console.print(f"dropped leftovers of a killed dbt run: {', '.join(publication.leftovers_dropped)}")
     detail = f"switched in {', '.join(publication.schemas)}; ml rows inserted {publication.ml_rows_inserted}"
     console.print(f"[bold]published[/] {detail}")
-    return detail
+    return StageOutcome(detail, sum(publication.ml_rows_inserted.values()))
 
 
 # -- resuming after a failed or killed run -------------------------------------------------------
@@ -434,7 +464,7 @@ def run_pipeline(
 
     if any(access.stage_role(stage) for stage in access.STAGE_ROLES):
         access.apply(conn)
-    stages: list[tuple[str, Callable[[], str]]] = []
+    stages: list[tuple[str, Callable[[], str | StageOutcome]]] = []
     if data is not None:
         stages.append(("ingest", lambda: _stage_ingest(conn, data, encoding, console)))
     if spark.engine() == "spark":
@@ -474,21 +504,24 @@ def run_pipeline(
             continue
         start = time.perf_counter()
         try:
-            detail = stage()
+            outcome = stage()
         except Exception as error:
             ledger.stage_finished(name, "failed", time.perf_counter() - start, str(error)[:4000])
             ledger.finish("failed", f"stage {name} failed")
             raise
         seconds = time.perf_counter() - start
-        ledger.stage_finished(name, "succeeded", seconds, detail[:8000])
-        results.append(StageResult(name, seconds, detail))
+        if not isinstance(outcome, StageOutcome):
+            outcome = StageOutcome(outcome)
+        ledger.stage_finished(name, "succeeded", seconds, outcome.detail[:8000], outcome.rows)
+        results.append(StageResult(name, seconds, outcome.detail, outcome.rows))
     ledger.finish("succeeded")
 
     table = Table(title=f"gridcredit run {ledger.run_id}: done")
     table.add_column("stage")
     table.add_column("seconds", justify="right")
+    table.add_column("rows written", justify="right")
     for result in results:
-        table.add_row(result.stage, f"{result.seconds:.1f}")
+        table.add_row(result.stage, f"{result.seconds:.1f}", "" if result.rows is None else f"{result.rows:,}")
     console.print(table)
     counts = _summary(conn)
     if counts:

@@ -20,11 +20,16 @@ def test_run_records_every_stage(built_warehouse):
             "select run_id, status from ops.pipeline_runs order by run_id desc limit 1"
         ).fetchone()
         stages = pg.execute(
-            "select stage, status from ops.pipeline_stage_runs where run_id = %s order by started_at", [run_id]
+            "select stage, status, rows_written, started_at <= finished_at from ops.pipeline_stage_runs"
+            " where run_id = %s order by started_at",
+            [run_id],
         ).fetchall()
     assert status == "succeeded"
-    assert [stage for stage, _ in stages] == ["ingest", "freshness", "dbt", "score", "dbt_after_scoring", "publish"]
-    assert all(stage_status == "succeeded" for _, stage_status in stages)
+    assert [stage for stage, *_ in stages] == ["ingest", "freshness", "dbt", "score", "dbt_after_scoring", "publish"]
+    assert all(stage_status == "succeeded" and ordered for _, stage_status, _, ordered in stages)
+    # The ledger records the rows each stage wrote (start, end, status, rows: issue 7).
+    rows = {stage: written for stage, _, written, _ in stages}
+    assert all(rows[stage] > 0 for stage in ("ingest", "dbt", "score", "dbt_after_scoring", "publish")), rows
 
 
 def test_published_tables_are_populated(built_warehouse):
