@@ -31,9 +31,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_home(tmp_path_factory) -> Iterator[Path]:
+    """One GRIDCREDIT_HOME for every fixture, test and CLI subprocess of the session (pseudonym key,
+    Superset secrets and state), never a developer's `.gridcredit/`; restored at the end. A test
+    that needs another home sets it with monkeypatch (undone after that test)."""
+    home = tmp_path_factory.mktemp("session-home")
+    saved = os.environ.get("GRIDCREDIT_HOME")
+    os.environ["GRIDCREDIT_HOME"] = str(home)
+    yield home
+    if saved is None:
+        os.environ.pop("GRIDCREDIT_HOME", None)
+    else:
+        os.environ["GRIDCREDIT_HOME"] = saved
+
+
 @pytest.fixture(scope="session")
 def warehouse_home(tmp_path_factory) -> Iterator[Path]:
-    """A private GRIDCREDIT_HOME for the whole session."""
+    """The session server's own state folder (apart from `session_home`, so that nothing resolving
+    the default home finds and stops the session server)."""
     home = tmp_path_factory.mktemp("gridcredit-home")
     yield home
 
@@ -144,8 +160,7 @@ def built_warehouse(session_warehouse: warehouse.Connection, pipeline_extract: P
         pg.execute(f'drop database if exists "{name}" with (force)')
         pg.execute(f'create database "{name}"')
     conn = session_warehouse.with_dbname(name)
-    # Pinned and remembered: the pseudonym key lives in this home, and a session fixture (Superset's)
-    # points GRIDCREDIT_HOME elsewhere later; tests that recompute pseudonyms must use this one.
+    # The pseudonym key lives in this home (`session_home`); tests that recompute pseudonyms use it.
     home = settings.home()
     env = dict(os.environ, WAREHOUSE_URL=conn.url, GRIDCREDIT_HOME=str(home))
     result = subprocess.run(
@@ -153,17 +168,7 @@ def built_warehouse(session_warehouse: warehouse.Connection, pipeline_extract: P
     )
     if result.returncode != 0:
         pytest.fail(f"gridcredit run failed ({result.returncode}):\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}")
-    BUILT_WAREHOUSE_HOMES[conn.url] = home
     return conn
-
-
-BUILT_WAREHOUSE_HOMES: dict[str, Path] = {}
-
-
-@pytest.fixture(scope="session")
-def built_warehouse_home(built_warehouse: warehouse.Connection) -> Path:
-    """The GRIDCREDIT_HOME (and so the pseudonym key) `built_warehouse` was built with."""
-    return BUILT_WAREHOUSE_HOMES[built_warehouse.url]
 
 
 def clone_database(source: warehouse.Connection, name: str | None = None) -> warehouse.Connection:

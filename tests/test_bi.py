@@ -231,12 +231,11 @@ def bi_warehouse(built_warehouse: warehouse.Connection) -> Iterator[warehouse.Co
 
 
 @pytest.fixture(scope="session")
-def superset_server(bi_warehouse, superset_python, tmp_path_factory) -> Iterator[dict]:
-    home = tmp_path_factory.mktemp("bi-home")
-    saved = {key: os.environ.get(key) for key in ("GRIDCREDIT_HOME", "GRIDCREDIT_SUPERSET_PORT", "WAREHOUSE_URL")}
-    os.environ.update(
-        GRIDCREDIT_HOME=str(home), GRIDCREDIT_SUPERSET_PORT=str(free_port()), WAREHOUSE_URL=bi_warehouse.url
-    )
+def superset_server(bi_warehouse, superset_python, session_home) -> Iterator[dict]:
+    """Superset of the session's one GRIDCREDIT_HOME (conftest `session_home`: secrets and state go
+    there); only the port is set here, and only `gridcredit.bi` reads it."""
+    saved = {key: os.environ.get(key) for key in ("GRIDCREDIT_SUPERSET_PORT",)}
+    os.environ.update(GRIDCREDIT_SUPERSET_PORT=str(free_port()))
     started = time.monotonic()
     try:
         status = bi.bi_up(bi_warehouse)
@@ -246,7 +245,7 @@ def superset_server(bi_warehouse, superset_python, tmp_path_factory) -> Iterator
             "conn": bi_warehouse,
             "status": status,
             "report": report,
-            "home": home,
+            "home": session_home,
             "up_seconds": up_seconds,
         }
     finally:
@@ -302,7 +301,8 @@ def test_server_is_up_with_owner_only_secrets(superset_server):
     meta = superset_server["conn"].with_dbname(bi.metadata_database())
     with psycopg.connect(meta.url) as pg:
         assert pg.execute("select count(*) from dashboards").fetchone()[0] == len(DASHBOARDS)
-    assert not list(Path(superset_server["home"]).rglob("*.db"))
+    assert bi.state_dir().is_relative_to(superset_server["home"])
+    assert not list(bi.state_dir().rglob("*.db")), "no SQLite metadata"
 
 
 def test_reader_role_sees_published_schemas_only(superset_server):

@@ -22,12 +22,6 @@ from gridcredit import privacy, settings
 PUBLISHED = r"^(marts_.*|ml|reference|whatif|intermediate|decisions)$"
 
 
-@pytest.fixture(autouse=True)
-def _home_of_the_built_warehouse(built_warehouse_home, monkeypatch):
-    """Pseudonyms recomputed here (and the purge's) use the key the warehouse was built with."""
-    monkeypatch.setenv("GRIDCREDIT_HOME", str(built_warehouse_home))
-
-
 def test_scanner_finds_ids_and_phones_and_ignores_pseudonyms():
     text = "name,110105198001011234,13812345678\n"
     kinds = [kind for kind, _ in privacy.find_personal_values(text)]
