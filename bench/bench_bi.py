@@ -8,6 +8,11 @@ and p95 per dashboard (over all its chart requests) and per chart, the slowest c
 count of the warehouse measured, machine and git commit, to ``bench/results/bi-<date>.json`` and
 ``bench/results/bi-latest.json``. Target (issue 6): p95 under 1 s per dashboard at 100k customers.
 
+Then (``--explain``, the default) the database side alone: the SQL Superset generates for each chart
+(``?type=query``) is run under ``EXPLAIN (ANALYZE)`` ``--explain-runs`` times directly on the warehouse;
+the best execution time and the plan's top node are stored per chart. On a loaded machine most of a
+request is Superset's own work: this part says which charts the warehouse makes slow.
+
     gridcredit bi up && .venv/bin/python bench/bench_bi.py --runs 20
 """
 
@@ -65,11 +70,56 @@ def git_commit() -> str:
         return "unknown"
 
 
+def _plan_top(node: dict) -> str:
+    """The plan's first scan or index node under Limit/Sort/Aggregate wrappers, e.g. 'Index Scan on t'."""
+    while node.get("Node Type") in {"Limit", "Sort", "Incremental Sort", "Aggregate", "Gather Merge", "Gather"} and (
+        node.get("Plans")
+    ):
+        node = node["Plans"][0]
+    relation = node.get("Relation Name")
+    return node["Node Type"] + (f" on {relation}" if relation else "")
+
+
+def explain_charts(api, conn, ids: dict, charts: dict, dashboards: dict, runs: int) -> dict[str, dict]:
+    """Best-of-``runs`` EXPLAIN ANALYZE execution time (ms) of each chart's generated SQL, per dashboard."""
+    out: dict[str, dict] = {}
+    with psycopg.connect(conn.url, autocommit=True) as pg:
+        for slug, dashboard in sorted(dashboards.items()):
+            members = [
+                node["meta"]["uuid"]
+                for node in dashboard["position"].values()
+                if isinstance(node, dict) and node.get("type") == "CHART"
+            ]
+            per_chart = {}
+            for uuid in members:
+                queries = api.request("GET", f"/api/v1/chart/{ids[uuid]}/data/?type=query")["result"]
+                best, top = None, ""
+                for query in queries:
+                    statement = query["query"].strip().rstrip(";")
+                    timings = []
+                    for _ in range(runs):
+                        plan = pg.execute("explain (analyze, format json) " + statement).fetchone()[0][0]
+                        timings.append(plan["Execution Time"] + plan.get("Planning Time", 0.0))
+                    best = min(timings) + (best or 0.0)
+                    top = top or _plan_top(plan["Plan"])
+                per_chart[charts[uuid]["slice_name"]] = {"best_ms": round(best or 0.0, 1), "plan": top}
+            slowest = max(per_chart.items(), key=lambda item: item[1]["best_ms"])
+            out[slug] = {"max_ms": slowest[1]["best_ms"], "slowest_chart": slowest[0], "per_chart": per_chart}
+            name, item = slowest
+            print(f"{slug:28s} database side: slowest {name} {item['best_ms']:.1f} ms ({item['plan']})")
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20, help="requests per chart")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--note", default="", help="free text stored with the figures (e.g. what else ran)")
+    parser.add_argument("--dashboards", default="", help="comma-separated slugs to measure (default: all)")
+    parser.add_argument(
+        "--explain", action=argparse.BooleanOptionalAction, default=True, help="also time each chart's SQL alone"
+    )
+    parser.add_argument("--explain-runs", type=int, default=3, help="EXPLAIN ANALYZE runs per chart (best kept)")
     args = parser.parse_args()
     bi = _load_bi()
 
@@ -85,6 +135,8 @@ def main() -> int:
     bundle = bi.load_assets()
     charts = {doc["uuid"]: doc for path, doc in bundle.items() if path.startswith("charts/")}
     dashboards = {doc["slug"]: doc for path, doc in bundle.items() if path.startswith("dashboards/")}
+    if args.dashboards:
+        dashboards = {slug: dashboards[slug] for slug in args.dashboards.split(",")}
     api = bi.client()
     ids = {
         chart["uuid"]: chart["id"]
@@ -132,6 +184,10 @@ def main() -> int:
             f"{slug:28s} charts={len(members):2d} p50={results[slug]['p50_s']:.3f}s "
             f"p95={results[slug]['p95_s']:.3f}s slowest={slowest[0]} ({slowest[1]['p95_s']:.3f}s)"
         )
+
+    database_side = explain_charts(api, conn, ids, charts, dashboards, args.explain_runs) if args.explain else {}
+    for slug, items in database_side.items():
+        results[slug]["database_ms"] = items
 
     report = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
