@@ -65,6 +65,7 @@ REGIONS_QUERY = "select region_code, region_name from marts_core.dim_supply_regi
 REGION_SEGMENT_CLAUSES = {
     "fct_collection_segment_months": "segment_dimension = 'region_code' and segment_value = '{code}'",
     "fct_credit_decision_segments": "segment_dimension = 'region_code' and segment_value = '{code}'",
+    "segment_results": "segment_dimension = 'region_code' and segment_value = '{code}'",  # whatif
 }
 REGION_ROLE_PREFIX = "Regional manager "
 FULL_ACCESS_ROLES = ("Admin", "Analyst", "Viewer")
@@ -893,6 +894,15 @@ def security_spec(
     }
 
 
+def _ensure_whatif_tables(conn: warehouse.Connection) -> None:
+    """The what-if tables exist before any simulation ran (`gridcredit policy simulate` fills them): the
+    risk decisions dashboard's what-if datasets read them, and a dataset needs its table to import."""
+    from gridcredit.decisions import whatif
+
+    with psycopg.connect(conn.url, autocommit=True) as pg:
+        whatif.ensure_schema(pg)
+
+
 def provision(
     conn: warehouse.Connection, extra_users: list[dict] | None = None, extra_roles: list[dict] | None = None
 ) -> dict[str, Any]:
@@ -900,6 +910,7 @@ def provision(
     status = bi_status()
     if not status["healthy"]:
         raise BIError(f"Superset is not running at {status['url']}: start it with `gridcredit bi up`")
+    _ensure_whatif_tables(conn)
     schemas = grant_reader(conn)
     bundle, passwords, files = render_bundle(conn)
     api = client()
@@ -919,6 +930,10 @@ def provision(
 
 
 # -- dbt exposures -------------------------------------------------------------------------------
+# Schemas written outside dbt, declared as dbt sources of the same name: ML scores (`ml`) and what-if
+# results (`whatif`, models/exposures/_whatif__sources.yml).
+SOURCE_SCHEMAS = ("ml", "whatif")
+
 def exposures(files: dict[str, dict] | None = None) -> dict:
     """dbt exposures: one per dashboard, depending on the models (or ML sources) its charts read."""
     files = files or load_assets()
@@ -934,7 +949,8 @@ def exposures(files: dict[str, dict] | None = None) -> dict:
                 dataset = datasets[charts[node["meta"]["uuid"]]["dataset_uuid"]]
                 tables.add((dataset["schema"], dataset["table_name"]))
         depends_on = sorted(
-            f"source('ml', '{table}')" if schema == "ml" else f"ref('{table}')" for schema, table in tables
+            f"source('{schema}', '{table}')" if schema in SOURCE_SCHEMAS else f"ref('{table}')"
+            for schema, table in tables
         )
         items.append(
             {

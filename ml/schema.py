@@ -28,6 +28,8 @@ class Table:
     description: str
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...]
+    # Secondary indexes of the published table (column lists, e.g. ("as_of_month desc", "risk_rank")).
+    indexes: tuple[tuple[str, ...], ...] = ()
 
     @property
     def column_names(self) -> list[str]:
@@ -221,6 +223,8 @@ _add(
             *RUN,
         ),
         ("customer_id", "as_of_month"),
+        # The dashboards' high-risk list: latest month first, then by rank (reads ~row_limit rows).
+        (("as_of_month desc", "risk_rank"),),
     )
 )
 _add(
@@ -297,6 +301,8 @@ _add(
             *RUN,
         ),
         ("customer_id", "as_of_month"),
+        # The dashboards' inspection list: latest month first, then by rank (reads ~row_limit rows).
+        (("as_of_month desc", "suspicion_rank"),),
     )
 )
 _add(
@@ -430,7 +436,20 @@ def ensure_schema(pg) -> None:
         for c in table.columns:  # columns added by a later version of this module
             pg.execute(f"alter table {SCHEMA}.{table.name} add column if not exists {c.name} {c.type}")
         pg.execute(comments_sql(table))
+        for statement in index_sql(table):
+            pg.execute(statement)
     pg.execute(RUN_ATTEMPTS_DDL)
+
+
+def index_sql(table: Table, schema: str = SCHEMA) -> list[str]:
+    """``create index if not exists`` of the table's secondary indexes. Only the published tables
+    carry them (dashboards read ``ml``): the build area stays cheap to fill, and the publish switch
+    updates rows in place, so an index made once stays."""
+    statements = []
+    for columns in table.indexes:
+        name = "_".join([table.name, *(c.split()[0] for c in columns), "idx"])
+        statements.append(f"create index if not exists {name} on {schema}.{table.name} ({', '.join(columns)})")
+    return statements
 
 
 def table_checksums(pg, schema: str = SCHEMA) -> dict[str, tuple[int, str]]:

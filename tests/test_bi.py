@@ -222,10 +222,34 @@ def test_superset_refuses_a_secrets_file_others_can_read(superset_python, tmp_pa
 
 
 # -- one Superset server per session ---------------------------------------------------------------------
+EXAMPLE_POLICY = PROJECT_ROOT / "examples" / "policy" / "grade-b-credit-period-30-days.csv"
+
+
+def test_example_policy_differs_from_the_current_policy_in_one_rule():
+    """The what-if of `make demo` (and of the BI tests) is the current policy with one rule changed."""
+    import csv
+
+    seed = settings.DBT_PROJECT_DIR / "seeds" / "policy" / "credit_policy_terms.csv"
+    current = {row["policy_rule_id"]: row for row in csv.DictReader(seed.open(encoding="utf-8"))}
+    example = {row["policy_rule_id"]: row for row in csv.DictReader(EXAMPLE_POLICY.open(encoding="utf-8"))}
+    assert set(example) == set(current), "regenerate the example from the seed: the rules differ"
+
+    def terms(row: dict) -> dict:
+        return {key: value for key, value in row.items() if key != "rule_note"}
+
+    changed = {rule for rule in current if terms(current[rule]) != terms(example[rule])}
+    assert changed == {"STD-B"}
+    assert (current["STD-B"]["credit_period_days"], example["STD-B"]["credit_period_days"]) == ("15", "30")
+
+
 @pytest.fixture(scope="session")
 def bi_warehouse(built_warehouse: warehouse.Connection) -> Iterator[warehouse.Connection]:
-    """A clone of the pipeline-built warehouse that only Superset reads (cloning needs no other sessions)."""
+    """A clone of the pipeline-built warehouse that only Superset reads (cloning needs no other sessions),
+    with one what-if simulation run on it as `make demo` does (the risk decisions dashboard shows it)."""
+    from gridcredit.decisions.whatif import simulate
+
     conn = clone_database(built_warehouse, "bi_warehouse")
+    simulate(conn, EXAMPLE_POLICY, name="Example: grade B credit period 30 days")
     yield conn
     drop_database(conn)
 
@@ -305,6 +329,29 @@ def test_server_is_up_with_owner_only_secrets(superset_server):
     assert not list(bi.state_dir().rglob("*.db")), "no SQLite metadata"
 
 
+def test_cli_status_and_credentials(superset_server):
+    """`gridcredit bi status|credentials` as a user runs them: subprocesses of the session's home."""
+    gridcredit = str(Path(sys.executable).with_name("gridcredit"))
+
+    def cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+        command = [gridcredit, "bi", *args]
+        return subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+
+    url = superset_server["status"]["url"]
+    status = cli("status")
+    assert status.returncode == 0 and url in status.stdout + status.stderr, status.stderr
+    creds = cli("credentials")
+    expected = bi.credentials()
+    assert creds.returncode == 0, creds.stderr
+    assert creds.stdout.splitlines()[:3] == [
+        f"url:      {url}",
+        f"user:     {expected['username']}",
+        f"password: {expected['password']}",
+    ]
+    elsewhere = cli("status", GRIDCREDIT_SUPERSET_PORT=str(free_port()))
+    assert elsewhere.returncode == 1 and "NOT answering" in elsewhere.stdout + elsewhere.stderr
+
+
 def test_reader_role_sees_published_schemas_only(superset_server):
     conn = superset_server["conn"]
     reader = warehouse.Connection(conn.host, conn.port, bi.READER_ROLE, bi.secret("BI_READER_PASSWORD"), conn.dbname)
@@ -320,6 +367,32 @@ def test_reader_role_sees_published_schemas_only(superset_server):
                 pg.execute(f"select * from {internal[0]} limit 1")
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             pg.execute("create table marts_core.bi_reader_was_here (x int)")
+
+
+def test_ranked_lists_have_an_index_in_their_sort_order(superset_server):
+    """The high-risk, inspection, approvals-pending and changes lists sort latest month first, then by
+    rank or limit: each table has an index in exactly that order (ADR 0052), so a list reads ~its row
+    limit instead of sorting customers x months."""
+    lists = {
+        ("ml", "arrears_warnings"): "(as_of_month DESC, risk_rank)",
+        ("ml", "theft_suspicion"): "(as_of_month DESC, suspicion_rank)",
+        ("marts_decisions", "fct_credit_decision_reviews"): "(month_start_date DESC, credit_limit_amount DESC)",
+    }
+    with psycopg.connect(superset_server["conn"].url) as pg:
+        for (schema, table), columns in lists.items():
+            definitions = [
+                row[0]
+                for row in pg.execute(
+                    "select indexdef from pg_indexes where schemaname = %s and tablename = %s", (schema, table)
+                )
+            ]
+            assert any(definition.endswith(columns) for definition in definitions), (table, definitions)
+    for chart in CHARTS.values():
+        dataset = DATASETS[chart["dataset_uuid"]]
+        if (dataset["schema"], dataset["table_name"]) in lists and chart["params"].get("query_mode") == "raw":
+            order = [json.loads(item) for item in chart["params"]["order_by_cols"]]
+            sort = "(" + ", ".join(column + ("" if ascending else " DESC") for column, ascending in order) + ")"
+            assert sort == lists[(dataset["schema"], dataset["table_name"])], (chart["slice_name"], sort)
 
 
 def test_datasets_carry_dbt_descriptions_and_time_columns(admin_api, dataset_ids):
