@@ -709,7 +709,9 @@ def build_query_context(chart: dict) -> dict:
         orderby = [[params["x_axis"], True]]
     elif viz == "table" and params.get("query_mode") == "raw":
         columns = list(params.get("all_columns") or [])
-        metrics = []
+        # No metrics at all (None, as the frontend sends in raw mode): an empty list makes Superset
+        # GROUP BY every column, which dedupes rows and defeats the index in the list's sort order.
+        metrics = None
         orderby = [
             [col, asc]
             for col, asc in (json.loads(x) if isinstance(x, str) else x for x in params.get("order_by_cols") or [])
