@@ -495,16 +495,17 @@ class SupersetClient:
 
     def __init__(self, base_url: str, username: str, password: str) -> None:
         self.base_url = base_url.rstrip("/")
+        self._login_payload = {"username": username, "password": password, "provider": "db", "refresh": False}
+        self.login()
+
+    def login(self) -> None:
+        """A fresh session: cookie, access token (Superset's expire after 15 minutes) and CSRF token."""
+        self.token = self.csrf = None
         self.cookies = CookieJar()
         self.opener = urllib.request.build_opener(
             urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor(self.cookies)
         )
-        login = self.request(
-            "POST",
-            "/api/v1/security/login",
-            {"username": username, "password": password, "provider": "db", "refresh": False},
-        )
-        self.token = login["access_token"]
+        self.token = self.request("POST", "/api/v1/security/login", self._login_payload)["access_token"]
         self.csrf = self.request("GET", "/api/v1/security/csrf_token/")["result"]
 
     def request(
@@ -517,6 +518,7 @@ class SupersetClient:
         content_type: str | None = None,
         timeout: float = 120,
         raw: bool = False,
+        _retried: bool = False,
     ) -> Any:
         headers = {"Accept": "application/json", "Referer": self.base_url + "/"}
         if getattr(self, "token", None):
@@ -534,6 +536,12 @@ class SupersetClient:
                 data = response.read()
         except urllib.error.HTTPError as error:
             detail = error.read().decode(errors="replace")[:2000]
+            if error.code == 401 and self.token and path != "/api/v1/security/login" and not _retried:
+                # The access token expired (long test sessions and benchmarks): log in again, once.
+                self.login()
+                return self.request(
+                    method, path, payload, body=body, content_type=content_type, timeout=timeout, raw=raw, _retried=True
+                )
             raise BIError(f"{method} {path} -> HTTP {error.code}: {detail}") from error
         if raw:
             return data

@@ -584,7 +584,8 @@ def test_https_mode_sets_secure_cookies_and_hsts(superset_server, superset_pytho
         "print('HSTS', response.headers.get('Strict-Transport-Security'))\n"
         "print('COOKIE', response.headers.get('Set-Cookie'))\n"
     )
-    result = subprocess.run([str(superset_python), "-c", code], env=env, capture_output=True, text=True, timeout=180)
+    # Generous: Superset's app start alone took over 180 s on the shared machine at load ~20.
+    result = subprocess.run([str(superset_python), "-c", code], env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "SECURE True" in result.stdout
     assert "HSTS max-age" in result.stdout
