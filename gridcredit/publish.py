@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 
 import psycopg
@@ -40,6 +41,7 @@ PUBLISHED_SCHEMA = re.compile(r"^(reference|marts\w*)$")
 # from here so that the list lives in one place.
 PUBLISHED_SCHEMAS_SQL = r"^(marts(_[a-z0-9]+)*|ml|reference)$"
 PUBLISHED_MART_SCHEMAS_SQL = r"^marts(_[a-z0-9]+)*$"
+PUBLISH_ATTEMPTS = 3
 DBT_LEFTOVER = re.compile(r"__dbt_(tmp|backup)$")
 
 PUBLICATIONS_DDL = """
@@ -276,7 +278,25 @@ def apply_access_policies(pg: psycopg.Connection, schemas: list[str]) -> None:
 
 
 def publish(conn: warehouse.Connection, run_id: int | None = None) -> Publication:
-    """Switch every build area in; all or nothing (one transaction)."""
+    """Switch every build area in; all or nothing (one transaction), tried again after a deadlock.
+
+    At 10k customers the switch once died with DeadlockDetected inside the grants and row-level
+    security it re-applies (bench run of 2026-11-29 07:54, docs/BENCHMARKS.md). The likely other
+    party is autovacuum: in current PostgreSQL releases its in-place update of a table's pg_class row waits for
+    the transaction that changed that row (our GRANT), while it holds a lock our ALTER TABLE needs.
+    The transaction is all or nothing, so running it again from the start is safe.
+    """
+    for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+        try:
+            return _publish_once(conn, run_id)
+        except psycopg.errors.DeadlockDetected:
+            if attempt == PUBLISH_ATTEMPTS:
+                raise
+            time.sleep(attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _publish_once(conn: warehouse.Connection, run_id: int | None) -> Publication:
     from gridcredit.ml.writeback import publish_build_area
 
     with warehouse.connect(conn) as pg:

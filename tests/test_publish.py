@@ -177,3 +177,31 @@ def _count(conn, table: str) -> int:
         if pg.execute("select to_regclass(%s)", [table]).fetchone()[0] is None:
             return 0
         return pg.execute(f"select count(*) from {table}").fetchone()[0]
+
+
+def test_publish_runs_again_after_a_deadlock(monkeypatch):
+    """A deadlock (seen at 10k customers, likely with autovacuum) rolls the switch back; it runs again."""
+    from gridcredit import publish as publish_module
+
+    calls = []
+
+    def once(conn, run_id):
+        calls.append(run_id)
+        if len(calls) == 1:
+            raise psycopg.errors.DeadlockDetected("deadlock detected")
+        return "published"
+
+    monkeypatch.setattr(publish_module, "_publish_once", once)
+    monkeypatch.setattr(publish_module.time, "sleep", lambda seconds: None)
+    assert publish_module.publish(None, 7) == "published"
+    assert calls == [7, 7]
+
+    def always(conn, run_id):
+        calls.append(run_id)
+        raise psycopg.errors.DeadlockDetected("deadlock detected")
+
+    calls.clear()
+    monkeypatch.setattr(publish_module, "_publish_once", always)
+    with pytest.raises(psycopg.errors.DeadlockDetected):
+        publish_module.publish(None, 7)
+    assert len(calls) == publish_module.PUBLISH_ATTEMPTS
