@@ -16,7 +16,13 @@ run there. Only then :func:`publish` opens one transaction that
 4. makes every ``ml`` table equal its build table (ml tables keep their OIDs: views bind to them);
 5. records the publication in ``ops.publications`` and commits.
 
-A crash anywhere before the commit leaves every published schema exactly as it was. What-if results
+A crash anywhere before the commit leaves every published schema exactly as it was. The switch
+waits at most ``publish.lock_timeout`` for each lock (a reader's long query or open transaction on a
+published table, which would otherwise queue every later reader behind the switch) and is retried
+as a whole, ``publish.attempts`` times, after a lock timeout or a deadlock (a reader's transaction
+touching two published tables while the switch locks them in another order): the rolled-back
+attempt changed nothing. The error after the last attempt names the sessions holding locks on
+published tables. What-if results
 (``whatif``) and analysts' overrides (``decisions``) are not in the switch and are never touched.
 See docs/decisions/0090-write-audit-publish.md.
 """
@@ -24,14 +30,16 @@ See docs/decisions/0090-write-audit-publish.md.
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 import time
 from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
 
-from gridcredit import faults, warehouse
+from gridcredit import faults, settings, warehouse
 
 BUILD_SUFFIX = "__build"
 # Schemas Superset and analysts read (dbt_project/macros/utils/generate_schema_name.sql holds the same rule).
@@ -41,7 +49,7 @@ PUBLISHED_SCHEMA = re.compile(r"^(reference|marts\w*)$")
 # from here so that the list lives in one place.
 PUBLISHED_SCHEMAS_SQL = r"^(marts(_[a-z0-9]+)*|ml|reference)$"
 PUBLISHED_MART_SCHEMAS_SQL = r"^marts(_[a-z0-9]+)*$"
-PUBLISH_ATTEMPTS = 3
+BUILD_AREA_SQL = r"^(marts(_[a-z0-9]+)*|ml|reference)__build$"
 DBT_LEFTOVER = re.compile(r"__dbt_(tmp|backup)$")
 
 PUBLICATIONS_DDL = """
@@ -66,6 +74,57 @@ class Publication:
     schemas: list[str]
     ml_rows_inserted: dict[str, int]
     leftovers_dropped: list[str]
+    attempts: int = 1
+
+
+class PublishConflictError(RuntimeError):
+    """The switch could not take its locks in ``publish.attempts`` tries; nothing was published."""
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    lock_timeout: str
+    attempts: int
+    backoff_s: float
+
+
+def publish_settings() -> PublishSettings:
+    """``publish:`` of gridcredit.yaml; GRIDCREDIT_PUBLISH_LOCK_TIMEOUT / _ATTEMPTS override."""
+    section = settings.project_config().get("publish") or {}
+    return PublishSettings(
+        lock_timeout=str(os.environ.get("GRIDCREDIT_PUBLISH_LOCK_TIMEOUT", section.get("lock_timeout", "30s"))),
+        attempts=max(1, int(os.environ.get("GRIDCREDIT_PUBLISH_ATTEMPTS", section.get("attempts", 5)))),
+        backoff_s=float(section.get("backoff_seconds", 5)),
+    )
+
+
+def _lock_holders(conn: warehouse.Connection) -> list[str]:
+    """Other sessions holding or awaiting locks on relations of published schemas or build areas."""
+    with warehouse.connect(conn, autocommit=True) as pg:
+        rows = pg.execute(
+            """
+            select activity.pid, coalesce(nullif(activity.application_name, ''), '?'), activity.usename,
+                   activity.state, left(regexp_replace(coalesce(activity.query, ''), '\\s+', ' ', 'g'), 120),
+                   string_agg(distinct ns.nspname || '.' || c.relname, ', ')
+            from pg_locks as locks
+            join pg_class as c on c.oid = locks.relation
+            join pg_namespace as ns on ns.oid = c.relnamespace
+            join pg_stat_activity as activity on activity.pid = locks.pid
+            where locks.pid <> pg_backend_pid()
+              and (ns.nspname ~ %(published)s or ns.nspname ~ %(build)s)
+            group by 1, 2, 3, 4, 5
+            order by 1
+            """,
+            {"published": PUBLISHED_SCHEMAS_SQL, "build": BUILD_AREA_SQL},
+        ).fetchall()
+    return [
+        f"server pid {pid} ({app}, role {user}, {state}): locks {relations}; last query: {query}"
+        for pid, app, user, state, query, relations in rows
+    ]
+
+
+def _backoff(seconds: float) -> None:
+    time.sleep(seconds)
 
 
 def build_areas(pg: psycopg.Connection) -> list[str]:
@@ -278,30 +337,52 @@ def apply_access_policies(pg: psycopg.Connection, schemas: list[str]) -> None:
 
 
 def publish(conn: warehouse.Connection, run_id: int | None = None) -> Publication:
-    """Switch every build area in; all or nothing (one transaction), tried again after a deadlock.
+    """Switch every build area in; all or nothing (one transaction), retried on lock conflicts.
 
     At 10k customers the switch once died with DeadlockDetected inside the grants and row-level
     security it re-applies (bench run of 2026-11-29 07:54, docs/BENCHMARKS.md). The likely other
-    party is autovacuum: in current PostgreSQL releases its in-place update of a table's pg_class row waits for
-    the transaction that changed that row (our GRANT), while it holds a lock our ALTER TABLE needs.
-    The transaction is all or nothing, so running it again from the start is safe.
+    party is autovacuum: in current PostgreSQL releases its in-place update of a table's pg_class row
+    waits for the transaction that changed that row (our GRANT), while it holds a lock our ALTER TABLE
+    needs. Readers holding locks on the ML tables (which keep their OIDs) are the other kind. The
+    transaction is all or nothing, so running it again from the start is safe.
     """
-    for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+    cfg = publish_settings()
+    for attempt in range(1, cfg.attempts + 1):
         try:
-            return _publish_once(conn, run_id)
-        except psycopg.errors.DeadlockDetected:
-            if attempt == PUBLISH_ATTEMPTS:
-                raise
-            time.sleep(attempt)
-    raise AssertionError("unreachable")  # pragma: no cover
+            publication = _publish_once(conn, run_id, cfg.lock_timeout)
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected) as exc:
+            deadlock = isinstance(exc, psycopg.errors.DeadlockDetected)
+            what = "deadlock" if deadlock else f"lock wait over {cfg.lock_timeout}"
+            detail = (exc.diag.message_detail or "").replace("\n", " ")
+            holders = _lock_holders(conn)
+            listed = "".join(f"\n  - {line}" for line in holders) or "\n  - (none left now)"
+            if attempt == cfg.attempts:
+                raise PublishConflictError(
+                    f"publish gave up after {attempt} attempt(s): {what}; nothing was published (the published"
+                    f" schemas are unchanged). {detail}\nSessions holding locks on published tables:{listed}\n"
+                    "Let them finish (or end them) and rerun `gridcredit run`: it resumes at the publish stage."
+                ) from exc
+            wait = cfg.backoff_s * attempt
+            sys.stderr.write(
+                f"publish attempt {attempt}/{cfg.attempts}: {what}, rolled back; retrying in {wait:g} s."
+                f" {detail}\nSessions holding locks on published tables:{listed}\n"
+            )
+            _backoff(wait)
+            continue
+        publication.attempts = attempt
+        return publication
+    raise AssertionError("unreachable")
 
 
-def _publish_once(conn: warehouse.Connection, run_id: int | None) -> Publication:
+def _publish_once(conn: warehouse.Connection, run_id: int | None, lock_timeout: str) -> Publication:
     from gridcredit.ml.writeback import publish_build_area
 
     with warehouse.connect(conn) as pg:
         pg.execute(PUBLICATIONS_DDL)
         pg.commit()
+        # For this transaction only: wait this long for any one lock, then fail (and retry) instead
+        # of queueing every reader of the published tables behind the switch.
+        pg.execute("select set_config('lock_timeout', %s, true)", [lock_timeout])
         schemas = build_areas(pg)
         faults.fault_point("publish", "begin")
         leftovers = _drop_dbt_leftovers(pg, schemas)

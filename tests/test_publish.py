@@ -179,29 +179,82 @@ def _count(conn, table: str) -> int:
         return pg.execute(f"select count(*) from {table}").fetchone()[0]
 
 
-def test_publish_runs_again_after_a_deadlock(monkeypatch):
-    """A deadlock (seen at 10k customers, likely with autovacuum) rolls the switch back; it runs again."""
-    from gridcredit import publish as publish_module
+def test_publish_retries_after_a_lock_conflict_and_names_the_holder(clone, monkeypatch, capsys):
+    """A reader's open transaction on a published table the switch must lock (the ML tables keep
+    their OIDs and get their row-level security re-applied) makes an attempt time out; the attempt
+    rolls back, says which session held the lock, and the next attempt switches everything in."""
+    from gridcredit import publish as publishing
 
+    monkeypatch.setenv("GRIDCREDIT_PUBLISH_LOCK_TIMEOUT", "300ms")
+    monkeypatch.setenv("GRIDCREDIT_PUBLISH_ATTEMPTS", "3")
+    publications = _count(clone, "ops.publications")
+    blocker = psycopg.connect(clone.url, application_name="publish-test-reader")
+    blocker.execute("select count(*) from ml.arrears_warnings")  # the transaction stays open
+    released = []
+
+    def reader_finishes(seconds):
+        released.append(seconds)
+        blocker.rollback()
+
+    monkeypatch.setattr(publishing, "_backoff", reader_finishes)
+    try:
+        publication = publishing.publish(clone)
+    finally:
+        blocker.close()
+    assert publication.attempts == 2 and len(released) == 1
+    message = capsys.readouterr().err
+    assert "publish attempt 1/3" in message and "publish-test-reader" in message, message
+    assert "ml.arrears_warnings" in message, message
+    assert _count(clone, "ops.publications") == publications + 1
+
+
+def test_publish_gives_up_cleanly_when_a_reader_keeps_its_lock(clone, monkeypatch):
+    """Every attempt times out: the error names the reader and the published data is unchanged."""
+    from gridcredit import publish as publishing
+
+    monkeypatch.setenv("GRIDCREDIT_PUBLISH_LOCK_TIMEOUT", "300ms")
+    monkeypatch.setenv("GRIDCREDIT_PUBLISH_ATTEMPTS", "2")
+    monkeypatch.setattr(publishing, "_backoff", lambda seconds: None)
+    before = _published(clone)
+    publications = _count(clone, "ops.publications")
+    with psycopg.connect(clone.url, application_name="publish-test-reader") as blocker:
+        blocker.execute("select count(*) from ml.arrears_warnings")
+        with pytest.raises(publishing.PublishConflictError) as raised:
+            publishing.publish(clone)
+        blocker.rollback()
+    message = str(raised.value)
+    assert "after 2 attempt(s)" in message and "publish-test-reader" in message, message
+    assert "nothing was published" in message
+    assert _published(clone) == before
+    assert _count(clone, "ops.publications") == publications
+
+
+def test_publish_runs_again_after_a_deadlock(monkeypatch):
+    """A deadlock (seen once at 10k customers, likely with autovacuum) rolls the switch back; it runs
+    again, and after the last attempt the error says it was a deadlock and that nothing was published."""
+    from gridcredit import publish as publishing
+
+    monkeypatch.setenv("GRIDCREDIT_PUBLISH_ATTEMPTS", "3")
+    monkeypatch.setattr(publishing, "_backoff", lambda seconds: None)
+    monkeypatch.setattr(publishing, "_lock_holders", lambda conn: [])
     calls = []
 
-    def once(conn, run_id):
+    def deadlocks_once(conn, run_id, lock_timeout):
         calls.append(run_id)
         if len(calls) == 1:
             raise psycopg.errors.DeadlockDetected("deadlock detected")
-        return "published"
+        return publishing.Publication(["marts_core"], {}, [])
 
-    monkeypatch.setattr(publish_module, "_publish_once", once)
-    monkeypatch.setattr(publish_module.time, "sleep", lambda seconds: None)
-    assert publish_module.publish(None, 7) == "published"
+    monkeypatch.setattr(publishing, "_publish_once", deadlocks_once)
+    assert publishing.publish(None, 7).attempts == 2
     assert calls == [7, 7]
 
-    def always(conn, run_id):
+    def always_deadlocks(conn, run_id, lock_timeout):
         calls.append(run_id)
         raise psycopg.errors.DeadlockDetected("deadlock detected")
 
     calls.clear()
-    monkeypatch.setattr(publish_module, "_publish_once", always)
-    with pytest.raises(psycopg.errors.DeadlockDetected):
-        publish_module.publish(None, 7)
-    assert len(calls) == publish_module.PUBLISH_ATTEMPTS
+    monkeypatch.setattr(publishing, "_publish_once", always_deadlocks)
+    with pytest.raises(publishing.PublishConflictError, match="after 3 attempt.*deadlock.*nothing was published"):
+        publishing.publish(None, 7)
+    assert len(calls) == 3
