@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='month_start_date',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-    )
-}}
 -- What each customer owed at each month end, as known then: one row per customer per month.
 --
 -- Running totals per customer: receivable bills issued, bills past their due date (and more than
@@ -19,7 +11,7 @@
 -- from this model's own row of the month before the first rebuilt one (up to date: the ledger has
 -- nothing newer for it); only entries of the rebuilt months are summed, and only bills above the
 -- lowest credit position of the rebuilt months can be the oldest unpaid one.
-{%- set reprocess_from = gridcredit.reprocess_from_month(ref('int_load_ledger_months')) %}
+{%- set reprocess_from = gridcredit.incremental_by_month() %}
 {%- set carries = reprocess_from not in ('all', 'none') %}
 {%- set measures = [
     ('billed_month', 'receivable_billed_amount'),

@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='month_start_date',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-    )
-}}
 -- Monthly event counts on the customer-month spine, with the running totals that need the whole
 -- history: confirmed thefts to date, deposit balance, and whether the customer's enterprise is on
 -- the dishonest-debtor list at the month end (listed more often than removed). One row per
@@ -13,7 +5,7 @@
 -- Incremental by month (docs/decisions/0011, 0017): the running totals of the rebuilt months start
 -- from this model's own row of the month before the first rebuilt one (up to date: the ledger has
 -- nothing newer for it), so history is not re-read.
-{%- set reprocess_from = gridcredit.reprocess_from_month(ref('int_load_ledger_months')) %}
+{%- set reprocess_from = gridcredit.incremental_by_month() %}
 with
 
 spine as (

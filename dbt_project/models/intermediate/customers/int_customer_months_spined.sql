@@ -1,18 +1,10 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='month_start_date',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-    )
-}}
 -- One row per customer per month, from the month the account opened (or the first month of the
 -- data horizon) to the last month of the horizon. Closed accounts keep their rows after closing
 -- (final bills and arrears outlive the account); is_account_open says whether the account was open
 -- at some time in the month. Attributes are those in force at the month end (customer history).
 -- Incremental by month like the marts it feeds (docs/decisions/0011, 0017): only the months a new
 -- load can touch are rebuilt; a month's rows depend on nothing but that month.
-{%- set reprocess_from = gridcredit.reprocess_from_month(ref('int_load_ledger_months')) %}
+{%- set reprocess_from = gridcredit.incremental_by_month() %}
 
 with
 

@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='month_start_date',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-    )
-}}
 -- Consumption per customer per month compared with the customer's own baseline (mean of the up to
 -- 12 previous months with rows; used once minimum_baseline_months are there) and with its peers
 -- (same industry section and tariff in the same month, the customer itself excluded; used once
@@ -13,7 +5,7 @@
 -- reading. One row per customer per month of the spine.
 -- Incremental by month (docs/decisions/0011, 0017): the months to rebuild plus the 12 before them
 -- (the baseline window) are read; peers are within a month.
-{%- set reprocess_from = gridcredit.reprocess_from_month(ref('int_load_ledger_months')) %}
+{%- set reprocess_from = gridcredit.incremental_by_month() %}
 with
 
 spine as (

@@ -3,17 +3,9 @@
     build from re-reading history. Rebuilds the months a new load can touch (see
     int_load_ledger_months); the month filter reaches the staging view's dedupe because
     reading_date is part of its key. -#}
-{{
-    config(
-        materialized='incremental',
-        unique_key='month_start_date',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-    )
-}}
 -- Daily meter readings summed to one row per customer per month with readings (a customer's
 -- meters are summed per day first: a meter replacement day counts once).
-{%- set reprocess_from = gridcredit.reprocess_from_month(ref('int_load_ledger_months')) %}
+{%- set reprocess_from = gridcredit.incremental_by_month() %}
 
 with
 

@@ -1,17 +1,9 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='month_start_date',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-    )
-}}
 -- The credit indicator system: one row per customer per month, every indicator as of the month
 -- end, in five dimensions (payment behaviour, consumption behaviour, capital/scale, compliance,
 -- environment). Each formula is defined once in docs/indicators.md and unit-tested. Windows run
 -- over the customer's consecutive months (12m = the month and the 11 before); rebuilding a month
 -- needs 23 months of history before it, which the input filter keeps.
-{%- set reprocess_from = gridcredit.reprocess_from_month(ref('int_load_ledger_months')) %}
+{%- set reprocess_from = gridcredit.incremental_by_month() %}
 
 with
 

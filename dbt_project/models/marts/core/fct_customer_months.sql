@@ -1,16 +1,8 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='month_start_date',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-    )
-}}
 -- The customer-month: one row per customer per month of the data horizon, everything as known at
 -- the month end. Incremental: rebuilds only the months a new load can touch (a new month; from
 -- the first month of a corrected re-delivery on), whole months at a time, so a rerun with no new
 -- load changes nothing and an incremental build gives the same rows as a full one.
-{%- set reprocess_from = gridcredit.reprocess_from_month(ref('int_load_ledger_months')) %}
+{%- set reprocess_from = gridcredit.incremental_by_month() %}
 
 with
 

@@ -1,17 +1,9 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='as_of_month',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-    )
-}}
 -- ML features: one row per customer per as-of month, only information available at that month
 -- end (the customer-month's as-of facts and the indicators; nothing from the payment allocation,
 -- which re-allocates history when a later reversal arrives). Labels are in
 -- fct_customer_month_labels, never here. tests/test_dbt.py proves it: a later payment, bill or
 -- reading changes no earlier row.
-{%- set reprocess_from = gridcredit.reprocess_from_month(ref('int_load_ledger_months')) %}
+{%- set reprocess_from = gridcredit.incremental_by_month(unique_key='as_of_month') %}
 
 with
 

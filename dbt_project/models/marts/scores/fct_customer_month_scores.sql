@@ -2,6 +2,8 @@
 -- score and grades, the arrears warning and the theft suspicion of the ML step, joined with the
 -- region, industry, customer type, tariff and value tier the customer had that month, and the
 -- final grade of the month before (grade migration), so BI can drill any score by any segment.
+-- The segments come from the feature mart's row of the month (one join: it already carries the
+-- customer-month's attributes and the value tier), not from joining the customer-month again.
 with
 
 credit_scores as (
@@ -19,12 +21,6 @@ arrears_warnings as (
 theft_suspicion as (
 
     select * from {{ ref('stg_ml__theft_suspicion') }}
-
-),
-
-customer_months as (
-
-    select * from {{ ref('fct_customer_months') }}
 
 ),
 
@@ -51,10 +47,10 @@ final as (
         {{ gridcredit.surrogate_key(['scores.customer_id', 'scores.as_of_month']) }} as customer_month_id,
         scores.customer_id,
         scores.as_of_month,
-        customer_months.region_code,
-        customer_months.industry_code,
-        customer_months.customer_type,
-        customer_months.tariff_code,
+        features.region_code,
+        features.industry_code,
+        features.customer_type,
+        features.tariff_code,
         features.value_tier,
         scores.score,
         {{ gridcredit.score_band('scores.score') }} as score_band,
@@ -79,10 +75,6 @@ final as (
         scores.is_in_training_window,
         scores.model_version
     from with_previous_grade as scores
-    left join customer_months
-        on
-            scores.customer_id = customer_months.customer_id
-            and scores.as_of_month = customer_months.month_start_date
     left join features
         on
             scores.customer_id = features.customer_id

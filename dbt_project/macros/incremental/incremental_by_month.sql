@@ -1,0 +1,18 @@
+{#-
+    The header of every model incremental by month (docs/decisions/0011, 0017): configures the
+    model (delete+insert of whole months on `unique_key`, schema changes fail) and returns which
+    months this run rebuilds, as reprocess_from_month() answers ('all', 'none' or 'YYYY-MM-DD'):
+
+        {%- set reprocess_from = gridcredit.incremental_by_month() %}
+
+    Rows store `source_load_id` from int_load_ledger_months, which the next run compares.
+-#}
+{% macro incremental_by_month(unique_key='month_start_date') -%}
+    {{- config(
+        materialized='incremental',
+        unique_key=unique_key,
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    ) -}}
+    {{- return(gridcredit.reprocess_from_month(ref('int_load_ledger_months'))) -}}
+{%- endmacro %}
