@@ -54,6 +54,7 @@ class TableSpec:
     columns: tuple[ColumnSpec, ...]
     key: tuple[str, ...] = ()
     totals: tuple[str, ...] = ()
+    totals_month: str | None = None
     reference: bool = False
     description: str = field(default="", compare=False)
 
@@ -141,7 +142,8 @@ def parse_contract(raw: dict[str, Any]) -> Contract:
         for name, table_def in system_def["tables"].items():
             columns = tuple(_column(c, dict(r or {})) for c, r in table_def["columns"].items())
             names = {c.name for c in columns}
-            for listed in (*table_def.get("key", ()), *table_def.get("totals", ())):
+            month = table_def.get("totals_month")
+            for listed in (*table_def.get("key", ()), *table_def.get("totals", ()), *([month] if month else [])):
                 if listed not in names:
                     raise ContractError(f"{system}.{name}: key/totals column {listed} not a column")
             tables.append(TableSpec(
@@ -151,6 +153,7 @@ def parse_contract(raw: dict[str, Any]) -> Contract:
                 columns=columns,
                 key=tuple(table_def.get("key", ())),
                 totals=tuple(table_def.get("totals", ())),
+                totals_month=month,
                 reference=bool(table_def.get("reference", (system, name) in REFERENCE_TABLES)),
                 description=system_def.get("description", ""),
             ))

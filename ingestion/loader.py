@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -87,6 +88,21 @@ create table if not exists ops.load_rejects (
     raw_line text
 );
 create index if not exists load_rejects_by_load on ops.load_rejects (load_id, line_number);
+-- The manifest's totals per month as delivered (file entry `month_totals`), with what the load
+-- refused of them: dbt reconciles them with the raw tables and the marts (fct_reconciliation_months).
+-- month null: rejected lines whose month cannot be read.
+create table if not exists ops.manifest_month_totals (
+    load_id bigint not null,
+    month text,
+    column_name text not null,
+    manifest_rows bigint not null,
+    manifest_total numeric not null,
+    rejected_rows bigint not null,
+    rejected_total numeric not null,
+    rejected_unreadable_rows bigint not null
+);
+create unique index if not exists manifest_month_totals_key
+    on ops.manifest_month_totals (load_id, column_name, coalesce(month, ''));
 -- One round trip starts a file's load: the ledger row and the new partition (or, when the file's
 -- checksum is already loaded, that load's id and nothing else).
 create or replace function ops.start_load(
@@ -118,6 +134,9 @@ begin
 end
 $fn$;
 """
+
+
+_MONTH_LABEL = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 
 
 class IngestError(RuntimeError):
@@ -635,6 +654,7 @@ class _Loader:
                      f"manifest says {expected}"],
                     rows_read=rows_read, rows_rejected=rejected_count, rejects=rejects)
 
+        self._store_month_totals(load_id, job, part, rejected_lines)
         if rejects:
             self._store_rejects(load_id, job, rejects)
             pg.execute(f"delete from {part} where _line_number = any(%s)", [rejected_lines])
@@ -788,6 +808,50 @@ class _Loader:
         if lines is None:
             return [], none
         return [(int(a), int(b)) for a, b in pairs], np.frombuffer(lines, dtype=">i8").astype(np.int64)
+
+    def _store_month_totals(self, load_id: int, job: _FileJob, part: str, rejected_lines: list[int]) -> None:
+        """Keep the manifest's per-month totals (and the part of them this load refused)."""
+        table, declared = job.table, job.entry.get("month_totals")
+        if not declared or not table.totals_month:
+            return
+        months = declared.get("months") if isinstance(declared, dict) else None
+        if declared.get("column") != table.totals_month or not isinstance(months, dict):
+            raise _FileFailed([f"manifest month_totals must split by {table.totals_month} "
+                               "and list months"])
+        columns = [c for c in table.totals if c in job.header]
+        figures: dict[tuple[str | None, str], list] = {}
+        for month, values in months.items():
+            try:
+                if not _MONTH_LABEL.fullmatch(str(month)) or not isinstance(values, dict):
+                    raise InvalidOperation
+                for column in columns:
+                    figures[(str(month), column)] = [int(values["rows"]), Decimal(str(values[column])),
+                                                     0, Decimal(0), 0]
+            except (InvalidOperation, KeyError, ValueError, TypeError):
+                raise _FileFailed([f"manifest month_totals of {month!r} is not rows and totals by month"]) from None
+        if rejected_lines:  # the refused lines' share, read from the partition before they go
+            month_col = sql_ident(table.totals_month)
+            for column in columns:
+                value = sql_ident(column)
+                readable = f"{value} ~ '^ *[-+]?[0-9]+([.][0-9]+)? *$' and {month_col} ~ '^[0-9]{{4}}-[0-9]{{2}}'"
+                found = self.pg.execute(
+                    f"select case when {readable} then left({month_col}, 7) end, count(*),"
+                    f" coalesce(sum(case when {readable} then cast({value} as numeric) end), 0)"
+                    f" from {part} where _line_number = any(%s) group by 1", [rejected_lines]).fetchall()
+                unreadable = len(rejected_lines) - sum(rows for month, rows, _ in found if month)
+                for month, rows, total in found:
+                    if month:
+                        entry = figures.setdefault((month, column), [0, Decimal(0), 0, Decimal(0), 0])
+                        entry[2] += rows
+                        entry[3] += total
+                if unreadable:
+                    figures[(None, column)] = [0, Decimal(0), 0, Decimal(0), unreadable]
+        with self.pg.cursor() as cur, cur.copy(
+            "copy ops.manifest_month_totals (load_id, month, column_name, manifest_rows, manifest_total,"
+            " rejected_rows, rejected_total, rejected_unreadable_rows) from stdin"
+        ) as copy:
+            for (month, column), values in sorted(figures.items(), key=lambda item: (item[0][0] or "", item[0][1])):
+                copy.write_row([load_id, month, column, *values])
 
     def _store_rejects(self, load_id: int, job: _FileJob, rejects: list[tuple]) -> None:
         with self.pg.cursor() as cur, cur.copy(

@@ -103,6 +103,52 @@ def test_reconciliation_has_no_difference(built_warehouse):
     assert all(failed == 0 for _, _, failed in rows), rows
 
 
+def test_reconciliation_starts_at_the_extract_manifests(built_warehouse):
+    """Billed and collected per month run from the manifests' month totals (stored by ingest)
+    through the raw tables to the marts: every month is checked against a manifest and agrees."""
+    with psycopg.connect(built_warehouse.url) as pg:
+        rows = pg.execute(
+            "select measure, count(*), count(*) filter (where is_manifest_checked),"
+            " count(*) filter (where manifest_difference_amount <> 0 or raw_amount <> extract_amount),"
+            " sum(manifest_amount), sum(raw_delivered_amount)"
+            " from marts_core.fct_reconciliation_months where measure in ('billed', 'collected')"
+            " group by measure order by measure"
+        ).fetchall()
+        stored = pg.execute("select count(distinct load_id) from ops.manifest_month_totals").fetchone()[0]
+    assert stored >= 4, "ingest stored no month totals of the manifests"
+    for measure, months, checked, different, declared, delivered in rows:
+        assert checked == months > 12, (measure, months, checked)
+        assert different == 0 and declared == delivered != 0, (measure, different, declared, delivered)
+
+
+def test_reconciliation_fails_on_a_manifest_difference(clone, tmp_path):
+    """A month whose manifest declares 1.00 more than the raw table holds: the reconciliation mart
+    shows the difference on that month and its test fails the build."""
+    with psycopg.connect(clone.url) as pg:
+        month = pg.execute(
+            "update ops.manifest_month_totals set manifest_total = manifest_total + 1"
+            " where (load_id, month) = (select totals.load_id, max(totals.month)"
+            "   from ops.manifest_month_totals as totals join ops.load_ledger using (load_id)"
+            "   where table_name = 'bills' group by totals.load_id order by totals.load_id limit 1)"
+            " returning month"
+        ).fetchone()[0]
+        pg.commit()
+    target = tmp_path / "dbt-target-reconciliation"
+    result = subprocess.run(
+        [DBT, "build", "--select", "int_extract_months_reconciled+", "--exclude", "tag:ml_scores",
+         "--target-path", str(target), "--log-path", str(target / "logs")],
+        cwd=PROJECT, env=dbt_environment(clone), capture_output=True, text=True, timeout=1800,
+    )
+    assert result.returncode != 0, "the reconciliation test passed with a manifest difference"
+    assert "expression_is_true_fct_reconciliation_months" in result.stdout
+    with psycopg.connect(clone.url) as pg:
+        differing = pg.execute(
+            "select to_char(month_start_date, 'YYYY-MM'), measure, manifest_difference_amount"
+            " from marts_core.fct_reconciliation_months where not is_reconciled"
+        ).fetchall()
+    assert [(m, measure, float(d)) for m, measure, d in differing] == [(month, "billed", 1.0)]
+
+
 def test_customer_month_has_one_row_per_customer_per_month(built_warehouse):
     with psycopg.connect(built_warehouse.url) as pg:
         duplicates, months, customers = pg.execute(
@@ -187,6 +233,32 @@ def test_sqlfluff_lint_clean(built_warehouse):
         cwd=settings.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1800,
     )
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-3000:]
+
+
+def test_readings_key_is_held_by_the_database_and_its_test_can_fail(clone, tmp_path):
+    """The readings key has a unique index (a duplicate cannot be inserted) and the uniqueness test
+    skips its scan only while that index holds; without it the test groups the table and fails on a
+    duplicate (docs/decisions/0018)."""
+    duplicate = ("insert into staging.stg_metering__readings"
+                 " select * from staging.stg_metering__readings order by meter_id, reading_date limit 1")
+    with psycopg.connect(clone.url) as pg:
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            pg.execute(duplicate)
+        pg.rollback()
+        index = pg.execute(
+            "select indexrelid::regclass::text from pg_index"
+            " where indrelid = 'staging.stg_metering__readings'::regclass and indisunique").fetchone()[0]
+        pg.execute(f"drop index {index}")
+        pg.execute(duplicate)
+        pg.commit()
+    target = tmp_path / "dbt-target-unique"
+    result = subprocess.run(
+        [DBT, "test", "--select", "stg_metering__readings,test_name:unique_combination_of_columns",
+         "--target-path", str(target), "--log-path", str(target / "logs")],
+        cwd=PROJECT, env=dbt_environment(clone), capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode != 0 and "FAIL 1 gridcredit_unique_combination_of_columns" in result.stdout, \
+        result.stdout[-3000:]
 
 
 # -- incremental builds ------------------------------------------------------------------------

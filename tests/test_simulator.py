@@ -255,6 +255,28 @@ def test_truth_present_and_not_in_manifest(full):
     assert {r[1] for r in rows} == {f"2023-0{m}" for m in range(1, 7)}
 
 
+def test_month_totals_split_the_file_totals_by_the_contracts_month(full):
+    """Each totals table's manifest entry splits rows and totals by month of its totals_month
+    column: the months add up to the file, and each month matches the file's own lines."""
+    out, manifest = full
+    for spec in SPECS.values():
+        entry = manifest["files"][spec.file]
+        if not spec.totals:
+            assert "month_totals" not in entry
+            continue
+        assert spec.totals_month and entry["month_totals"]["column"] == spec.totals_month
+        months = entry["month_totals"]["months"]
+        assert sum(m["rows"] for m in months.values()) == entry["rows"]
+        expected: dict[str, list] = {}
+        with open(out / spec.file, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                figures = expected.setdefault(row[spec.totals_month][:7], [0, Decimal(0)])
+                figures[0] += 1
+                figures[1] += Decimal(row[spec.totals[0]])
+        assert {m: [v["rows"], Decimal(v[spec.totals[0]])] for m, v in months.items()} == expected
+        assert sum(Decimal(v[spec.totals[0]]) for v in months.values()) == Decimal(entry["totals"][spec.totals[0]])
+
+
 def test_zero_row_tables_are_header_only(tmp_path):
     # one month: bills of a month are issued the next month, so there are none yet
     manifest = generate(tmp_path, 50, 1, SEED)

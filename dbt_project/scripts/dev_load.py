@@ -53,6 +53,17 @@ create table if not exists ops.load_ledger (
     duration_s numeric(12, 3),
     message text
 );
+-- as ingestion creates it; dev loads carry no manifest, so it stays empty (nothing to reconcile)
+create table if not exists ops.manifest_month_totals (
+    load_id bigint not null,
+    month text,
+    column_name text not null,
+    manifest_rows bigint not null,
+    manifest_total numeric not null,
+    rejected_rows bigint not null,
+    rejected_total numeric not null,
+    rejected_unreadable_rows bigint not null
+);
 """
 
 # Event-dated tables: the column whose month places a row in a monthly increment.

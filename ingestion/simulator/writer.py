@@ -274,6 +274,8 @@ class TableWriter:
         self.bytes = 0
         self.min_month = min_month
         self.totals = {c: 0 for c in spec.totals}
+        # per month of the contract's totals_month column: [rows, {column: hundredths}]
+        self.month_totals: dict[str, list] = {}
         self._emit((",".join(spec.column_names) + "\n").encode("utf-8"))
 
     def _emit(self, data: bytes) -> None:
@@ -309,16 +311,35 @@ class TableWriter:
         if n == 0:
             return 0
         arrays = []
+        sums = {}
         for name in self.spec.column_names:
             col = _take(columns[name], idx)
             arrays.append(format_column(col, n))
             if name in self.totals:
                 if not isinstance(col, Centi):
                     raise TypeError(f"totals column {name} must be Centi")
-                self.totals[name] += int(np.asarray(col.values, dtype=np.int64).sum())
+                sums[name] = np.asarray(col.values, dtype=np.int64)
+                self.totals[name] += int(sums[name].sum())
+        if sums and self.spec.totals_month:
+            self._add_month_totals(arrays[self.spec.column_names.index(self.spec.totals_month)], sums)
         self._emit(_lines_bytes(arrays, self.spec.column_names))
         self.rows += n
         return n
+
+    def _add_month_totals(self, month_values: pa.Array, sums: dict[str, np.ndarray]) -> None:
+        """Add rows and totals per month (``YYYY-MM`` of the formatted date or timestamp)."""
+        months = pc.utf8_slice_codeunits(month_values, 0, 7).fill_null("")
+        labels, codes = np.unique(np.asarray(months.to_numpy(zero_copy_only=False), dtype=object),
+                                  return_inverse=True)
+        rows = np.bincount(codes, minlength=len(labels))
+        for i, month in enumerate(labels):
+            entry = self.month_totals.setdefault(str(month), [0, dict.fromkeys(self.totals, 0)])
+            entry[0] += int(rows[i])
+        for name, values in sums.items():
+            per_month = np.zeros(len(labels), dtype=np.int64)
+            np.add.at(per_month, codes, values)
+            for i, month in enumerate(labels):
+                self.month_totals[str(month)][1][name] += int(per_month[i])
 
     def close(self) -> dict:
         """Close the file and return its manifest entry."""
@@ -332,6 +353,15 @@ class TableWriter:
         }
         if self.totals:
             entry["totals"] = {c: fmt_centi(np.array([v]))[0].as_py() for c, v in self.totals.items()}
+        if self.spec.totals_month and self.totals:
+            # the same sums per month, for the warehouse's reconciliation (fct_reconciliation_months)
+            entry["month_totals"] = {
+                "column": self.spec.totals_month,
+                "months": {
+                    month: {"rows": rows, **{c: fmt_centi(np.array([v]))[0].as_py() for c, v in sums.items()}}
+                    for month, (rows, sums) in sorted(self.month_totals.items())
+                },
+            }
         return entry
 
     def abort(self) -> None:

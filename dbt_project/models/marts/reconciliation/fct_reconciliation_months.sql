@@ -1,8 +1,10 @@
 -- Reconciliation: one row per month per measure, the same total computed along independent paths
--- (the extract as loaded, the bills fact, the customer-month, the collections mart); a test fails
--- on any difference. The extract manifests' totals are checked by ingestion itself (a file whose
--- body contradicts its manifest is refused), so the extract path starts at the raw tables
--- (latest load per key, through staging).
+-- from the extract manifests to the marts; a test fails on any difference:
+--   manifest -> raw:  what the manifests declared for the month, less what the loads refused,
+--                     against what those loads put into the raw tables (int_extract_months_reconciled);
+--   raw -> marts:     the raw tables as they stand (latest version per key, recomputed from the raw
+--                     rows), staging (the extract as loaded), the bills fact, the customer-month and
+--                     the collections mart.
 --   billed:          bills issued in the month, not cancelled (credit notes net).
 --   collected:       payments and reversals dated in the month.
 --   net_receivable:  receivable balance minus credit balance at the month end, summed over
@@ -45,6 +47,39 @@ collections as (
 months as (
 
     select * from {{ ref('int_load_ledger_months') }}
+
+),
+
+extract_months as (
+
+    select * from {{ ref('int_extract_months_reconciled') }}
+
+),
+
+raw_billed as (
+
+    select * from extract_months
+    where measure = 'billed'
+
+),
+
+raw_collected as (
+
+    select * from extract_months
+    where measure = 'collected'
+
+),
+
+raw_net_receivable as (
+
+    select
+        months.month_start_date,
+        coalesce(sum(extract_months.raw_amount * case when extract_months.measure = 'billed' then 1 else -1 end), 0)
+            as raw_amount
+    from months
+    left join extract_months
+        on months.month_start_date >= extract_months.month_start_date
+    group by months.month_start_date
 
 ),
 
@@ -135,11 +170,17 @@ measures as (
     select
         months.month_start_date,
         'billed' as measure,
+        raw_billed.manifest_amount,
+        raw_billed.manifest_rejected_amount,
+        raw_billed.raw_delivered_amount,
+        coalesce(raw_billed.is_manifest_checked, false) as is_manifest_checked,
+        coalesce(raw_billed.raw_amount, 0) as raw_amount,
         coalesce(extract_billed.billed_amount, 0) as extract_amount,
         coalesce(fact_billed.billed_amount, 0) as bills_fact_amount,
         coalesce(customer_month_totals.billed_amount, 0) as customer_month_amount,
         coalesce(collections.billed_amount, 0) as collections_amount
     from months
+    left join raw_billed on months.month_start_date = raw_billed.month_start_date
     left join extract_billed on months.month_start_date = extract_billed.month_start_date
     left join fact_billed on months.month_start_date = fact_billed.month_start_date
     left join customer_month_totals on months.month_start_date = customer_month_totals.month_start_date
@@ -150,11 +191,17 @@ measures as (
     select
         months.month_start_date,
         'collected' as measure,
+        raw_collected.manifest_amount,
+        raw_collected.manifest_rejected_amount,
+        raw_collected.raw_delivered_amount,
+        coalesce(raw_collected.is_manifest_checked, false) as is_manifest_checked,
+        coalesce(raw_collected.raw_amount, 0) as raw_amount,
         coalesce(extract_collected.collected_amount, 0) as extract_amount,
         null as bills_fact_amount,
         coalesce(customer_month_totals.collected_amount, 0) as customer_month_amount,
         coalesce(collections.collected_amount, 0) as collections_amount
     from months
+    left join raw_collected on months.month_start_date = raw_collected.month_start_date
     left join extract_collected on months.month_start_date = extract_collected.month_start_date
     left join customer_month_totals on months.month_start_date = customer_month_totals.month_start_date
     left join collections on months.month_start_date = collections.month_start_date
@@ -164,6 +211,11 @@ measures as (
     select
         months.month_start_date,
         'net_receivable' as measure,
+        null as manifest_amount,
+        null as manifest_rejected_amount,
+        null as raw_delivered_amount,
+        false as is_manifest_checked,
+        raw_net_receivable.raw_amount,
         extract_net_receivable.billed_to_date_amount - extract_collected_to_date.collected_to_date_amount
             as extract_amount,
         null as bills_fact_amount,
@@ -172,6 +224,7 @@ measures as (
     from months
     inner join extract_net_receivable on months.month_start_date = extract_net_receivable.month_start_date
     inner join extract_collected_to_date on months.month_start_date = extract_collected_to_date.month_start_date
+    inner join raw_net_receivable on months.month_start_date = raw_net_receivable.month_start_date
     left join customer_month_totals on months.month_start_date = customer_month_totals.month_start_date
 
     union all
@@ -179,6 +232,11 @@ measures as (
     select
         months.month_start_date,
         'arrears' as measure,
+        null as manifest_amount,
+        null as manifest_rejected_amount,
+        null as raw_delivered_amount,
+        false as is_manifest_checked,
+        null as raw_amount,
         null as extract_amount,
         coalesce(fact_arrears.arrears_amount, 0) as bills_fact_amount,
         coalesce(customer_month_totals.arrears_amount, 0) as customer_month_amount,
@@ -197,6 +255,16 @@ compared as (
         {{ gridcredit.surrogate_key(['measures.month_start_date', 'measures.measure']) }} as reconciliation_id,
         measures.month_start_date,
         measures.measure,
+        cast(measures.manifest_amount as numeric(18, 2)) as manifest_amount,
+        cast(measures.manifest_rejected_amount as numeric(18, 2)) as manifest_rejected_amount,
+        cast(measures.raw_delivered_amount as numeric(18, 2)) as raw_delivered_amount,
+        -- declared less refused against delivered: 0 when the raw tables hold what the files held
+        cast(
+            measures.manifest_amount - measures.manifest_rejected_amount - measures.raw_delivered_amount
+            as numeric(18, 2)
+        ) as manifest_difference_amount,
+        measures.is_manifest_checked,
+        cast(measures.raw_amount as numeric(18, 2)) as raw_amount,
         cast(measures.extract_amount as numeric(18, 2)) as extract_amount,
         cast(measures.bills_fact_amount as numeric(18, 2)) as bills_fact_amount,
         cast(measures.customer_month_amount as numeric(18, 2)) as customer_month_amount,
@@ -204,12 +272,14 @@ compared as (
         -- spread between the largest and the smallest of the paths that compute the measure
         cast(
             greatest(
+                coalesce(measures.raw_amount, measures.customer_month_amount),
                 coalesce(measures.extract_amount, measures.customer_month_amount),
                 coalesce(measures.bills_fact_amount, measures.customer_month_amount),
                 measures.customer_month_amount,
                 coalesce(measures.collections_amount, measures.customer_month_amount)
             )
             - least(
+                coalesce(measures.raw_amount, measures.customer_month_amount),
                 coalesce(measures.extract_amount, measures.customer_month_amount),
                 coalesce(measures.bills_fact_amount, measures.customer_month_amount),
                 measures.customer_month_amount,
@@ -225,7 +295,8 @@ final as (
 
     select
         compared.*,
-        compared.difference_amount = 0 as is_reconciled
+        compared.difference_amount = 0
+        and (not compared.is_manifest_checked or compared.manifest_difference_amount = 0) as is_reconciled
     from compared
 
 )
