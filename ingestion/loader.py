@@ -833,7 +833,8 @@ class _Loader:
             month_col = sql_ident(table.totals_month)
             for column in columns:
                 value = sql_ident(column)
-                readable = f"{value} ~ '^ *[-+]?[0-9]+([.][0-9]+)? *$' and {month_col} ~ '^[0-9]{{4}}-[0-9]{{2}}'"
+                readable = (f"{value} ~ '^ *[-+]?[0-9]{{1,15}}([.][0-9]{{1,6}})? *$'"
+                            f" and {month_col} ~ '^[0-9]{{4}}-(0[1-9]|1[0-2])'")
                 found = self.pg.execute(
                     f"select case when {readable} then left({month_col}, 7) end, count(*),"
                     f" coalesce(sum(case when {readable} then cast({value} as numeric) end), 0)"

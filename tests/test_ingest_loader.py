@@ -188,6 +188,41 @@ def test_one_bad_value_is_rejected_and_good_rows_load(fresh_database, tmp_path, 
     assert not query(fresh_database, f"select 1 from raw_{system}.{table} where _line_number = 8")
 
 
+def test_manifest_month_totals_are_stored_with_the_refused_part(fresh_database, tmp_path):
+    """The manifest's month totals land in ops.manifest_month_totals in the load's transaction,
+    with the refused lines' share per month; a refused line whose amount cannot be read is counted
+    apart (month null), since nobody can say which month it takes from."""
+    from decimal import Decimal
+
+    rows = bills(200)
+    for i, row in enumerate(rows):
+        row["issue_date"] = "2024-02-03" if i % 2 else "2024-03-03"
+    rows[6]["customer_id"] = "X1"  # refused, month (March) and amount readable
+    rows[9]["amount"] = "12.5x"  # refused, amount unreadable
+    months: dict[str, list] = {}
+    for row in rows:
+        figures = months.setdefault(row["issue_date"][:7], [0, Decimal(0)])
+        figures[0] += 1
+        figures[1] += Decimal(row["amount"].rstrip("x"))
+    declared = {m: {"rows": n, "amount": str(total)} for m, (n, total) in months.items()}
+    write_extract(tmp_path / "x", {"billing.bills": rows}, manifest_patch={
+        "billing.bills": {"month_totals": {"column": "issue_date", "months": declared}}})
+    summary = ingest(tmp_path / "x", fresh_database)
+    assert summary.files[0].status == "loaded" and summary.files[0].rows_rejected == 2
+    stored = query(fresh_database, "select month, column_name, manifest_rows, manifest_total, rejected_rows,"
+                                   " rejected_total, rejected_unreadable_rows from ops.manifest_month_totals"
+                                   " order by month nulls last")
+    assert stored == [
+        ("2024-02", "amount", 100, months["2024-02"][1], 0, 0, 0),
+        ("2024-03", "amount", 100, months["2024-03"][1], 1, Decimal(rows[6]["amount"]), 0),
+        (None, "amount", 0, 0, 0, 0, 1),
+    ]
+    loaded = query(fresh_database, "select left(issue_date, 7), sum(amount::numeric) from raw_billing.bills"
+                                   " group by 1 order by 1")
+    assert loaded == [("2024-02", months["2024-02"][1] - Decimal("12.5")),
+                      ("2024-03", months["2024-03"][1] - Decimal(rows[6]["amount"]))]
+
+
 def test_timestamp_rule(fresh_database, tmp_path):
     header = ["payment_id", "customer_id", "paid_at", "amount", "channel", "reverses_payment_id"]
     rows = [{"payment_id": f"P{i:012d}", "customer_id": "C000000001",
