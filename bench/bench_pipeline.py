@@ -113,7 +113,9 @@ TARGETS = {
     "end_to_end_s": ("<", 15 * 60, "end to end < 15 min (at 100k x 36)"),
     "peak_rss_bytes": ("<", 4 * 1024**3, "peak memory < 4 GiB (at 100k x 36)"),
 }
-STAGES = ("copy_vs_ingest", "end_to_end", "handwritten_sql", "duckdb", "bi", "incremental_month", "ml")
+STAGES = ("copy_vs_ingest", "end_to_end", "handwritten_sql", "duckdb", "bi", "incremental_month", "ml", "spark")
+# The Spark column (issue 9): the same dbt commands on PostgreSQL and on the local Spark cluster.
+SPARK_DBT_COMMANDS = ("seed", "run --selector before_scoring")
 # Targets that the issue sets at 100k customers only.
 TARGETS_AT_100K = {"bi_p95_s", "end_to_end_s", "peak_rss_bytes"}
 # The cost of each stage whose growth across scales is fitted (figure key -> label).
@@ -691,6 +693,35 @@ def bench_scale(
         figures["ml_train_total_s"] = round(sum(v["training_seconds"] or 0 for v in models.values()), 2)
         figures["ml_score_total_s"] = round(sum(v["scoring_seconds"] or 0 for v in models.values()), 2)
 
+    def spark_column() -> None:
+        """dbt seed + run (before scoring) on PostgreSQL, then the same on the local Spark cluster from
+        the same raw layer. On one 2-core machine this shows Spark's overhead, not a speed-up."""
+        from gridcredit import spark
+
+        run_env = dict(env, WAREHOUSE_URL=db["pipeline"].url)
+        started = time.perf_counter()
+        for command in SPARK_DBT_COMMANDS:
+            subprocess.run(
+                [GRIDCREDIT, "dbt", *command.split()], cwd=ROOT, env=run_env, check=True, capture_output=True
+            )
+        figures["postgres_dbt_run_s"] = round(time.perf_counter() - started, 2)
+        saved = os.environ.get("GRIDCREDIT_HOME")
+        os.environ["GRIDCREDIT_HOME"] = str(home)  # the same pseudonym key as the PostgreSQL build
+        try:
+            timings = spark.timed_build(
+                db["pipeline"].url, SPARK_DBT_COMMANDS, home=work / "spark-home", progress=lambda line: None
+            )
+        finally:
+            if saved is None:
+                os.environ.pop("GRIDCREDIT_HOME", None)
+            else:
+                os.environ["GRIDCREDIT_HOME"] = saved
+        config = {k: v if v is None or isinstance(v, int) else str(v) for k, v in vars(spark.spark_settings()).items()}
+        figures["spark"] = {**timings, "settings": config}
+        figures["spark_dbt_run_s"] = round(sum(timings[f"{command}_s"] for command in SPARK_DBT_COMMANDS), 2)
+        figures["spark_ratio_vs_postgres"] = round(figures["spark_dbt_run_s"] / figures["postgres_dbt_run_s"], 2)
+        shutil.rmtree(work / "spark-home", ignore_errors=True)
+
     try:
         stages.run("warehouse", start_warehouse)
         stages.run("generate", generate)
@@ -699,11 +730,12 @@ def bench_scale(
         stages.run("ml", ml, needs=("end_to_end",))
         # The two limits compare against the mart as the full run built it (DuckDB reads the
         # history's files only), so they come before the increment; BI, the longest to start on a
-        # loaded machine, last, on the warehouse with the month added.
+        # loaded machine, after them, on the warehouse with the month added; the Spark column last.
         stages.run("handwritten_sql", handwritten_sql, needs=("end_to_end",))
         stages.run("duckdb", duckdb_peer, needs=("end_to_end",))
         stages.run("incremental_month", incremental_month, needs=("end_to_end",))
         stages.run("bi", bi, needs=("end_to_end",))
+        stages.run("spark", spark_column, needs=("end_to_end",))
     finally:
         with contextlib.suppress(Exception):
             server.stop()
@@ -810,6 +842,20 @@ def markdown(report: dict) -> str:
             "yes" if c and not any(v for k, v in c.items() if "not_in" in k) else "NO" if c else "–"
             for c in (s.get("handwritten_check"), s.get("duckdb_check"))
         ),
+    )
+    row("dbt seed + run before scoring, PostgreSQL", lambda s: s.get("postgres_dbt_run_s"), "s")
+    row(
+        "same on the local Spark cluster (2 workers x 1 core, 2 GiB; overhead on one machine, not speed-up)",
+        lambda s: s.get("spark_dbt_run_s"),
+        "s",
+    )
+    row("Spark / PostgreSQL", lambda s: s.get("spark_ratio_vs_postgres"), "x")
+    row(
+        "Spark cluster start + raw export to Parquet",
+        lambda s: (s.get("spark") or {}).get("cluster_start_s", 0) + (s.get("spark") or {}).get("export_s", 0)
+        if s.get("spark")
+        else None,
+        "s",
     )
     row("incremental month (ingest + dbt + score)", lambda s: s.get("incremental_month_s"), "s")
     row("incremental / end to end", lambda s: s.get("incremental_share"), "%", "<= 15%")

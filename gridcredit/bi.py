@@ -797,6 +797,138 @@ def render_bundle(
     return buffer.getvalue(), passwords, rendered
 
 
+# -- the same dashboards on the Spark engine -----------------------------------------------------
+SPARK_DATABASE_NAME = "gridcredit_spark"
+# Spark SQL type -> the PostgreSQL spelling enrich_dataset knows (is_dttm, groupby, Superset type).
+_SPARK_TYPES = {
+    "string": "text",
+    "int": "integer",
+    "bigint": "bigint",
+    "smallint": "smallint",
+    "double": "double precision",
+    "float": "real",
+    "boolean": "boolean",
+    "date": "date",
+    "timestamp": "timestamp without time zone",
+    "timestamp_ntz": "timestamp without time zone",
+}
+
+
+def _spark_uuid(value: str) -> str:
+    """A stable uuid for the Spark copy of an asset (the PostgreSQL assets keep theirs)."""
+    return str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"gridcredit-spark:{value}"))
+
+
+def read_spark_catalog(endpoint, tables: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    """Columns, types and dbt's persisted column descriptions of Spark tables (``describe``)."""
+    from gridcredit import spark
+
+    catalog: dict[tuple[str, str], dict] = {}
+    with spark.connect(endpoint) as cursor:
+        for schema, table in tables:
+            cursor.execute(f"describe `{schema}`.`{table}`")
+            columns = {}
+            for name, data_type, comment in cursor.fetchall():
+                if not name or name.startswith("#"):
+                    break  # partition information follows; the columns are listed above it
+                kind = data_type.lower()
+                columns[name] = {
+                    "type": "numeric" if kind.startswith("decimal") else _SPARK_TYPES.get(kind, kind),
+                    "description": comment or None,
+                }
+            catalog[(schema, table)] = {"description": None, "columns": columns}
+    return catalog
+
+
+def render_spark_bundle(endpoint, dashboards: tuple[str, ...], directory: Path | None = None) -> tuple[bytes, dict]:
+    """The given dashboards (by slug) as a second set of assets reading the Spark engine's marts.
+
+    Same charts, datasets and metrics as in git; the database is the Spark Thrift server (Superset's
+    Hive/Spark SQL driver, PyHive), uuids derived from the originals, slugs end in ``-spark``.
+    """
+    files = load_assets(directory)
+    by_uuid = {doc["uuid"]: (path, doc) for path, doc in files.items() if isinstance(doc, dict) and "uuid" in doc}
+    chosen = [doc for path, doc in files.items() if path.startswith("dashboards/") and doc["slug"] in dashboards]
+    missing = set(dashboards) - {doc["slug"] for doc in chosen}
+    if missing:
+        raise BIError(f"no dashboard with slug {', '.join(sorted(missing))} in {directory or assets_dir()}")
+    chart_uuids = [
+        node["meta"]["uuid"]
+        for doc in chosen
+        for node in doc["position"].values()
+        if isinstance(node, dict) and node.get("type") == "CHART"
+    ]
+    dataset_uuids = sorted({by_uuid[uuid][1]["dataset_uuid"] for uuid in chart_uuids})
+    datasets = [json.loads(json.dumps(by_uuid[uuid][1])) for uuid in dataset_uuids]
+    catalog = read_spark_catalog(endpoint, sorted({(doc["schema"], doc["table_name"]) for doc in datasets}))
+    database_uuid = _spark_uuid(next(doc["uuid"] for path, doc in files.items() if path.startswith("databases/")))
+    rendered: dict[str, dict] = {
+        "metadata.yaml": files["metadata.yaml"],
+        f"databases/{SPARK_DATABASE_NAME}.yaml": {
+            "database_name": SPARK_DATABASE_NAME,
+            "sqlalchemy_uri": f"hive://gridcredit@{endpoint.host}:{endpoint.port}/default",
+            "cache_timeout": None,
+            "expose_in_sqllab": True,
+            "allow_run_async": False,
+            "allow_ctas": False,
+            "allow_cvas": False,
+            "allow_dml": False,
+            "allow_csv_upload": False,
+            "extra": {"allows_virtual_table_explore": True, "metadata_params": {}, "engine_params": {}},
+            "impersonate_user": False,
+            "uuid": database_uuid,
+            "version": "1.0.0",
+        },
+    }
+    for doc in datasets:
+        doc = enrich_dataset(doc, catalog)
+        doc["uuid"] = _spark_uuid(doc["uuid"])
+        doc["database_uuid"] = database_uuid
+        rendered[f"datasets/{SPARK_DATABASE_NAME}/{doc['table_name']}.yaml"] = doc
+    for uuid in chart_uuids:
+        path, doc = by_uuid[uuid]
+        doc = json.loads(json.dumps(doc))
+        doc["uuid"] = _spark_uuid(uuid)
+        doc["dataset_uuid"] = _spark_uuid(doc["dataset_uuid"])
+        doc["query_context"] = json.dumps(build_query_context(doc))
+        rendered[f"charts/spark__{Path(path).name}"] = doc
+    for doc in chosen:
+        doc = json.loads(json.dumps(doc))
+        doc["uuid"] = _spark_uuid(doc["uuid"])
+        doc["slug"] = f"{doc['slug']}-spark"
+        doc["dashboard_title"] = f"{doc['dashboard_title']} (Spark)"
+        for node in doc["position"].values():
+            if isinstance(node, dict) and node.get("type") == "CHART":
+                node["meta"]["uuid"] = _spark_uuid(node["meta"]["uuid"])
+        rendered[f"dashboards/{doc['slug']}.yaml"] = doc
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path, doc in rendered.items():
+            text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+            archive.writestr(f"gridcredit_spark_assets/{path}", text)
+    return buffer.getvalue(), rendered
+
+
+def provision_spark(endpoint, dashboards: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Import the Spark copies of the dashboards (settings: bi.spark_dashboards) into the running Superset."""
+    status = bi_status()
+    if not status["healthy"]:
+        raise BIError(f"Superset is not running at {status['url']}: start it with `gridcredit bi up`")
+    dashboards = dashboards or tuple(
+        (settings.project_config().get("superset", {}) or {}).get("spark_dashboards", ["collections"])
+    )
+    bundle, rendered = render_spark_bundle(endpoint, dashboards)
+    client().upload(
+        "/api/v1/assets/import/",
+        {"passwords": "{}", "overwrite": "true"},
+        {"bundle": ("gridcredit_spark_assets.zip", bundle)},
+    )
+    return {
+        kind: sorted(path.split("/")[-1].removesuffix(".yaml") for path in rendered if path.startswith(f"{kind}/"))
+        for kind in ("databases", "datasets", "charts", "dashboards")
+    }
+
+
 # -- security spec -----------------------------------------------------------------------------
 def regions(conn: warehouse.Connection) -> list[tuple[str, str]]:
     with psycopg.connect(conn.url) as pg:
@@ -1054,6 +1186,14 @@ def provision_command() -> None:
         for kind, items in result["security"].items()
     }
     console.print(f"security changes: {changed}")
+    from gridcredit import spark
+
+    if spark.engine() == "spark":
+        try:
+            imported = provision_spark(spark.current_endpoint())
+        except (BIError, spark.SparkError) as error:
+            raise _fail(str(error)) from error
+        console.print(f"Spark engine: dashboards {', '.join(imported['dashboards'])} read {SPARK_DATABASE_NAME}")
 
 
 @app.command("credentials")

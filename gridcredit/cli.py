@@ -207,6 +207,9 @@ def dbt_environment(conn: warehouse.Connection) -> dict[str, str]:
 
     if spark.engine() == "spark" and "GRIDCREDIT_DBT_TARGET" not in os.environ:
         env.update(spark.current_endpoint().dbt_env())
+    if env.get("GRIDCREDIT_DBT_TARGET", "").startswith("spark"):
+        # The same keys for Spark's sessions (profiles.yml server_side_parameters).
+        env.update(privacy.dbt_secret_env())
     env["DBT_PROFILES_DIR"] = str(settings.DBT_PROJECT_DIR)
     env["DBT_PROJECT_DIR"] = str(settings.DBT_PROJECT_DIR)
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")

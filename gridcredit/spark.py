@@ -35,6 +35,10 @@ from gridcredit import settings
 ENGINES = ("postgres", "spark")
 
 
+# The HMAC padded keys as hex (privacy.dbt_secret_env): 64 bytes = 128 hex digits. Pseudonyms are 64.
+KEY_REDACTION_REGEX = "[0-9a-fA-F]{128}"
+
+
 class SparkError(RuntimeError):
     """The Spark cluster could not be started, reached or used."""
 
@@ -296,6 +300,10 @@ class LocalCluster:
                 "spark.sql.shuffle.partitions=4",
                 "--conf",
                 "spark.sql.session.timeZone=UTC",
+                # The Thrift server logs each statement after variable substitution: redact the
+                # pseudonymisation keys (128 hex digits, docs/SPARK.md) from what it logs.
+                "--conf",
+                f"spark.sql.redaction.string.regex={KEY_REDACTION_REGEX}",
                 "--conf",
                 f"spark.driver.extraJavaOptions=-Dderby.system.home={self.base}",
                 "--conf",
@@ -304,6 +312,8 @@ class LocalCluster:
                 f"hive.server2.thrift.port={thrift_port}",
                 "--hiveconf",
                 "hive.server2.thrift.bind.host=127.0.0.1",
+                "--hiveconf",
+                f"hive.server2.logging.operation.log.location={self.base / 'logs' / 'operations'}",
                 "spark-internal",
             ],
             env,
@@ -375,6 +385,35 @@ def connect(endpoint: Endpoint) -> Iterator:
         connection.close()
 
 
+def fetch_rows(cursor, statement: str) -> tuple[list[str], list[tuple]]:
+    """Column names and rows of a query on a PyHive cursor, with Python types restored: the Thrift
+    protocol carries decimals, dates and timestamps as strings."""
+    import datetime as dt
+    from decimal import Decimal
+
+    cursor.execute(statement)
+    description = cursor.description or []
+    converters = []
+    for _name, type_code, *_ in description:
+        kind = str(type_code).upper()
+        if kind.startswith("DECIMAL"):
+            converters.append(Decimal)
+        elif kind.startswith("DATE"):
+            converters.append(dt.date.fromisoformat)
+        elif kind.startswith("TIMESTAMP"):
+            converters.append(dt.datetime.fromisoformat)
+        else:
+            converters.append(None)
+    rows = [
+        tuple(
+            value if value is None or convert is None or not isinstance(value, str) else convert(value)
+            for value, convert in zip(row, converters, strict=True)
+        )
+        for row in cursor.fetchall()
+    ]
+    return [column[0].split(".")[-1] for column in description], rows
+
+
 def answers(endpoint: Endpoint) -> bool:
     try:
         with connect(endpoint) as cursor:
@@ -438,13 +477,15 @@ def _column_types(pg_type: str):
     raise SparkError(f"no Spark type for PostgreSQL type {pg_type!r}")
 
 
-# Which PostgreSQL tables the Spark engine reads: the raw layer, the load ledger and the ML write-back.
+# Which PostgreSQL tables the Spark engine reads: the raw layer, the load ledger, the ML write-back and
+# the analysts' override store (decisions.credit_overrides; PostgreSQL stays its system of record).
 _EXPORTED_TABLES = """
 select n.nspname, c.relname
 from pg_class as c
 join pg_namespace as n on n.oid = c.relnamespace
 where c.relkind in ('r', 'p') and not c.relispartition
-    and (n.nspname like 'raw\\_%' or n.nspname = 'ml' or (n.nspname = 'ops' and c.relname = 'load_ledger'))
+    and (n.nspname like 'raw\\_%' or n.nspname = 'ml' or (n.nspname = 'ops' and c.relname = 'load_ledger')
+        or (n.nspname = 'decisions' and c.relname = 'credit_overrides'))
 order by 1, 2
 """
 
@@ -611,6 +652,8 @@ def normalised_rows(rows) -> list[list[str | None]]:
             return str(item).lower()
         if isinstance(item, int | float | Decimal):
             return "n:" + str(Decimal(repr(item)) if isinstance(item, float) else Decimal(item))
+        if isinstance(item, dt.datetime) and item.tzinfo is not None:  # timestamptz: compare in UTC
+            return item.astimezone(dt.UTC).replace(tzinfo=None).isoformat()
         if isinstance(item, dt.datetime | dt.date):
             return item.isoformat()
         return str(item)
@@ -703,7 +746,11 @@ def timed_build(
         with psycopg.connect(pg_url) as pg, connect(endpoint) as cursor:
             export_to_spark(pg, cursor.execute, raw_location(home), progress=progress)
         timings["export_s"] = round(time.monotonic() - step, 1)
-        env = dict(os.environ, DBT_PROFILES_DIR=str(settings.DBT_PROJECT_DIR), **endpoint.dbt_env())
+        from gridcredit import privacy
+
+        env = dict(
+            os.environ, DBT_PROFILES_DIR=str(settings.DBT_PROJECT_DIR), **endpoint.dbt_env(), **privacy.dbt_secret_env()
+        )
         dbt = str(Path(sys.executable).with_name("dbt"))
         for command in dbt_commands:
             step = time.monotonic()
@@ -739,6 +786,7 @@ __all__ = [
     "raw_location",
     "answers",
     "export_to_spark",
+    "fetch_rows",
     "parse_thrift_url",
     "spark_home",
     "spark_settings",

@@ -21,6 +21,6 @@ test -x "$venv/bin/python" || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24" 2>&1 | grep -v '^WARNING: Location' || true
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$lock" 2>&1 | grep -v '^WARNING: Location' || true
 # pip's exit status is lost in the pipe above: check the result instead.
-"$venv/bin/python" -c "import superset, flask_caching, psycopg2, gunicorn, rich, cachetools" \
+"$venv/bin/python" -c "import superset, flask_caching, psycopg2, gunicorn, rich, cachetools, pyhive.sqlalchemy_hive, thrift_sasl" \
   || { echo "Superset install into $venv failed" >&2; exit 1; }
 echo "$want" > "$stamp"

@@ -36,10 +36,12 @@ def tiny_bench(tmp_path_factory) -> tuple[dict, Path]:
             str(out),
             "--docs",
             str(docs),
-            # The incremental month is one more `gridcredit run` (the code path of end_to_end):
-            # skipped to keep the test short; the JSON must say so.
+            # The incremental month is one more `gridcredit run` (the code path of end_to_end), the
+            # Spark column a Spark cluster and a second dbt build (tests/test_spark.py builds on the
+            # cluster): both skipped to keep the test short; the JSON must say so.
             "--skip",
             "incremental_month",
+            "spark",
         ],
         cwd=ROOT,
         capture_output=True,

@@ -134,3 +134,31 @@ where effective_from <= current_date
 comment on view decisions.credit_overrides_current is
     'Overrides in force today (wall-clock date). Decisions use the month end of each decision month instead.';
 {%- endmacro %}
+
+{#-
+    Spark: the store lives in PostgreSQL (the system of record; `gridcredit override` writes there) and
+    reaches Spark with the raw layer (`gridcredit spark sync` exports decisions.credit_overrides). Before
+    the first sync of a warehouse that never had an override, an empty table of the same columns lets
+    the models build.
+-#}
+{% macro spark__create_credit_override_store() -%}
+    {%- do run_query('create database if not exists decisions') -%}
+create table if not exists decisions.credit_overrides (
+    override_event_id bigint,
+    override_id string,
+    event_type string,
+    customer_id string,
+    final_grade string,
+    credit_limit_amount decimal(18, 2),
+    credit_period_days int,
+    payment_cycle string,
+    prepayment_rate decimal(5, 4),
+    deposit_months decimal(6, 2),
+    effective_from date,
+    expires_on date,
+    reason string,
+    created_by string,
+    created_at timestamp,
+    database_user string
+) using parquet
+{%- endmacro %}

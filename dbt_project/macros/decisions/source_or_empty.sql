@@ -17,7 +17,7 @@
         select
             {%- for column in columns %}
             {%- set parts = column.split(' ', 1) %}
-            cast(null as {{ parts[1] }}) as {{ parts[0] }}{{ ',' if not loop.last }}
+            {{ dbt.cast("null", parts[1]) }} as {{ parts[0] }}{{ ',' if not loop.last }}
             {%- endfor %}
         where 1 = 0
     ) as {{ table_name }}_not_yet_written

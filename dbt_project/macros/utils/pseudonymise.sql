@@ -32,3 +32,30 @@
         )
     end
 {%- endmacro %}
+
+{#-
+    Spark: the same HMAC from the same padded keys, which reach the session as Spark SQL settings
+    (dbt_project/profiles.yml `server_side_parameters`, filled from DBT_ENV_SECRET_* variables that
+    `gridcredit dbt` sets and dbt masks in its logs). `${...}` is Spark's variable substitution: the
+    compiled SQL names the settings, the server puts the values in when it parses the statement.
+    An unset setting substitutes as '', so a session without the keys fails (raise_error) instead of
+    producing unkeyed pseudonyms.
+-#}
+{% macro spark__pseudonymise(column_expression) -%}
+    case
+        when {{ column_expression }} is null or {{ column_expression }} = '' then null
+        when length('${gridcredit.pseudonym_ikey}') <> 128 or length('${gridcredit.pseudonym_okey}') <> 128
+            then raise_error('pseudonymise: the pseudonym keys are not set in this Spark session (run dbt through gridcredit dbt)')
+        when {{ column_expression }} like 'purged:%' then substring({{ column_expression }}, 8)
+        else lower(sha2(
+            concat(
+                unhex('${gridcredit.pseudonym_okey}'),
+                unhex(sha2(
+                    concat(unhex('${gridcredit.pseudonym_ikey}'), encode(upper(trim({{ column_expression }})), 'UTF-8')),
+                    256
+                ))
+            ),
+            256
+        ))
+    end
+{%- endmacro %}
