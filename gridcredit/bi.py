@@ -892,14 +892,16 @@ def render_spark_bundle(endpoint, dashboards: tuple[str, ...], directory: Path |
         doc["dataset_uuid"] = _spark_uuid(doc["dataset_uuid"])
         doc["query_context"] = json.dumps(build_query_context(doc))
         rendered[f"charts/spark__{Path(path).name}"] = doc
+    # Native filters and chart settings in a dashboard name datasets and charts by uuid: all remapped.
+    remap = {uuid: _spark_uuid(uuid) for uuid in (*chart_uuids, *dataset_uuids)}
     for doc in chosen:
-        doc = json.loads(json.dumps(doc))
+        text = json.dumps(doc)
+        for old, new in remap.items():
+            text = text.replace(old, new)
+        doc = json.loads(text)
         doc["uuid"] = _spark_uuid(doc["uuid"])
         doc["slug"] = f"{doc['slug']}-spark"
         doc["dashboard_title"] = f"{doc['dashboard_title']} (Spark)"
-        for node in doc["position"].values():
-            if isinstance(node, dict) and node.get("type") == "CHART":
-                node["meta"]["uuid"] = _spark_uuid(node["meta"]["uuid"])
         rendered[f"dashboards/{doc['slug']}.yaml"] = doc
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -14,6 +14,9 @@ decimal keeps 6; float sums depend on the order of addition); the ordered checks
 (numbers rounded to 2 places) is printed for both engines. The marts that read the ML step's tables
 build empty on both engines here (no scoring in this test): they prove that they build on Spark.
 
+Superset reads the collections dashboard's marts from the same cluster (Hive/Spark SQL driver in
+.venv-superset), checked through the chart data API.
+
 The settings and pure helpers (engine switch, Thrift URLs, row normalisation) are checked without
 a JVM.
 """
@@ -29,7 +32,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from gridcredit import privacy, settings, spark, warehouse
+from gridcredit import bi, privacy, settings, spark, warehouse
 from gridcredit.cli import dbt_environment
 
 DBT = str(Path(sys.executable).with_name("dbt"))
@@ -50,6 +53,7 @@ MARTS_WITH_ROWS = {
     "marts_groups.bridge_customer_group_members",
     "marts_ml.fct_customer_month_features",
 }
+SUPERSET_DASHBOARD = "collections"
 # Seeds and every model, in one dbt invocation (one parse); the data tests run elsewhere (test_dbt).
 BUILD_ALL = ("build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test")
 
@@ -232,3 +236,36 @@ def test_pseudonym_key_reaches_spark_only_as_a_session_setting(engines):
     compiled = (base / "dbt-spark" / "compiled").rglob("stg_billing__customers.sql")
     assert any("${gridcredit.pseudonym_ikey}" in path.read_text() for path in compiled)
 
+
+def test_superset_reads_the_spark_marts(engines, tmp_path_factory):
+    """The collections dashboard on the Spark engine: every chart answers through the chart data API
+    (Superset's Hive/Spark SQL driver to the cluster's Thrift server), with the same total as PostgreSQL."""
+    from conftest import free_port
+
+    home = tmp_path_factory.mktemp("spark-bi-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRIDCREDIT_HOME", str(home))
+        patch.setenv("GRIDCREDIT_SUPERSET_PORT", str(free_port()))
+        patch.setenv("GRIDCREDIT_SUPERSET_META_DB", "superset_meta_spark")
+        patch.setenv("WAREHOUSE_URL", engines["conn"].url)
+        try:
+            bi.bi_up(engines["conn"])
+            imported = bi.provision_spark(engines["endpoint"], (SUPERSET_DASHBOARD,))
+            api = bi.client()
+            databases = api.request("GET", "/api/v1/database/?q=(columns:!(id,database_name,backend))")["result"]
+            assert {"database_name": bi.SPARK_DATABASE_NAME, "backend": "hive"}.items() <= next(
+                db for db in databases if db["database_name"] == bi.SPARK_DATABASE_NAME
+            ).items()
+            dashboard = api.request("GET", f"/api/v1/dashboard/{SUPERSET_DASHBOARD}-spark")["result"]
+            charts = api.request("GET", f"/api/v1/dashboard/{dashboard['id']}/charts")["result"]
+            assert len(charts) == len(imported["charts"]) > 0
+            answered = {}
+            for chart in charts:
+                result = api.request("GET", f"/api/v1/chart/{chart['id']}/data/")["result"]
+                for query in result:
+                    assert not query.get("error"), (chart["slice_name"], query.get("error"))
+                    assert query["rowcount"] > 0, f"{chart['slice_name']}: no rows from Spark"
+                answered[chart["slice_name"]] = result[0]
+            print(f"{len(answered)} charts answered from Spark: {sorted(answered)}")
+        finally:
+            bi.bi_down()
