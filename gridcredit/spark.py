@@ -477,14 +477,16 @@ def _column_types(pg_type: str):
     raise SparkError(f"no Spark type for PostgreSQL type {pg_type!r}")
 
 
-# Which PostgreSQL tables the Spark engine reads: the raw layer, the load ledger, the ML write-back and
-# the analysts' override store (decisions.credit_overrides; PostgreSQL stays its system of record).
+# Which PostgreSQL tables the Spark engine reads: the raw layer, the load ledger and the manifests' month
+# totals (dbt sources of ops), the ML write-back and the analysts' override store
+# (decisions.credit_overrides; PostgreSQL stays its system of record).
 _EXPORTED_TABLES = """
 select n.nspname, c.relname
 from pg_class as c
 join pg_namespace as n on n.oid = c.relnamespace
 where c.relkind in ('r', 'p') and not c.relispartition
-    and (n.nspname like 'raw\\_%' or n.nspname = 'ml' or (n.nspname = 'ops' and c.relname = 'load_ledger')
+    and (n.nspname like 'raw\\_%' or n.nspname = 'ml'
+        or (n.nspname = 'ops' and c.relname in ('load_ledger', 'manifest_month_totals'))
         or (n.nspname = 'decisions' and c.relname = 'credit_overrides'))
 order by 1, 2
 """
