@@ -64,7 +64,7 @@ def test_results_file_has_every_key_of_the_issue(tiny_bench):
     assert not missing
     assert scale["errors"] == {}, scale.get("tracebacks")
     assert (scale["customers"], scale["months"]) == (CUSTOMERS, MONTHS)
-    assert scale["skipped"] == {"incremental_month": "not run: --skip"}
+    assert scale["skipped"] == {"incremental_month": "not run: --skip", "spark": "not run: --skip"}
     assert scale["incremental_month_s"] is None and scale["incremental_share"] is None
     not_numbers = ("bi_p95_s", "ml_train_s", "ml_score_rows_per_s", "incremental_month_s", "incremental_share")
     measured = [k for k in bench_pipeline.SCALE_KEYS if k not in not_numbers]
