@@ -45,7 +45,8 @@ class OverrideError(ValueError):
 def store_ddl() -> str:
     """The SQL that creates the override store (rendered from the dbt macro's ``default__`` body)."""
     source = MACRO_FILE.read_text(encoding="utf-8")
-    module = jinja2.Environment(autoescape=False).from_string(source).module
+    # The file also holds the spark__ variant, which uses dbt's `do` tag: parse it like dbt does.
+    module = jinja2.Environment(autoescape=False, extensions=["jinja2.ext.do"]).from_string(source).module
     return str(module.default__create_credit_override_store()).strip()
 
 
