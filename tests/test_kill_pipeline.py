@@ -198,20 +198,21 @@ def kill_extract(tmp_path_factory) -> Path:
     return out
 
 
+def _run_to_completion(conn, extract) -> None:
+    """One `gridcredit run --data extract` that must succeed."""
+    result = subprocess.run(
+        [GRIDCREDIT_BIN, "run", "--data", str(extract)], env=_env(conn), capture_output=True, text=True, timeout=1800
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
 @pytest.fixture(scope="module")
 def clean_state(session_warehouse, kill_extract) -> dict:
     """The clean run: the expected published state and its stage durations."""
     conn = _database(session_warehouse)
     began = time.monotonic()
     try:
-        result = subprocess.run(
-            [GRIDCREDIT_BIN, "run", "--data", str(kill_extract)],
-            env=_env(conn),
-            capture_output=True,
-            text=True,
-            timeout=1800,
-        )
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        _run_to_completion(conn, kill_extract)
         state = published_state(conn)
         with psycopg.connect(conn.url) as pg:
             seconds = dict(
@@ -356,14 +357,7 @@ def test_kill_anywhere_then_rerun_equals_a_clean_run(session_warehouse, kill_ext
                 log.append(entry)
         # The rerun that completes the cycle.
         assert wait_for_other_backends(conn) == 0
-        result = subprocess.run(
-            [GRIDCREDIT_BIN, "run", "--data", str(kill_extract)],
-            env=_env(conn),
-            capture_output=True,
-            text=True,
-            timeout=1800,
-        )
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        _run_to_completion(conn, kill_extract)
         state = published_state(conn)
         mismatched = sorted(name for name in set(state) | set(expected) if state.get(name) != expected.get(name))
         assert not mismatched, f"tables differing from the clean run: {mismatched}"
