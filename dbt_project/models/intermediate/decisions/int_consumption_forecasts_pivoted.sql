@@ -16,7 +16,7 @@ final as (
         max(case when forecasts.horizon_months = 1 then forecasts.forecast_kwh end) as forecast_kwh_month_1,
         max(case when forecasts.horizon_months = 2 then forecasts.forecast_kwh end) as forecast_kwh_month_2,
         max(case when forecasts.horizon_months = 3 then forecasts.forecast_kwh end) as forecast_kwh_month_3,
-        avg(forecasts.forecast_kwh) as mean_forecast_kwh
+        {{ gridcredit.exact_float_avg('forecasts.forecast_kwh') }} as mean_forecast_kwh
     from forecasts
     where forecasts.horizon_months between 1 and 3
     group by forecasts.customer_id, forecasts.as_of_month

@@ -69,8 +69,8 @@ final as (
         sum(segmented.expected_loss_amount) as expected_loss_amount,
         {{ gridcredit.safe_divide('sum(segmented.expected_loss_amount)', 'sum(segmented.exposure_at_default_amount)') }}
             as expected_loss_rate,
-        avg(segmented.bad_12m_probability) as mean_bad_12m_probability,
-        avg(segmented.arrears_probability) as mean_arrears_probability
+        {{ gridcredit.exact_float_avg('segmented.bad_12m_probability') }} as mean_bad_12m_probability,
+        {{ gridcredit.exact_float_avg('segmented.arrears_probability') }} as mean_arrears_probability
     from segmented
     group by segmented.segment_dimension, segmented.segment_value, segmented.month_start_date
 

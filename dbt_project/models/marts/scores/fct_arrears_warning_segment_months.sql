@@ -29,7 +29,7 @@ final as (
         customer_months.customer_type,
         warnings.warning_level,
         cast(count(*) as integer) as customer_count,
-        sum(warnings.arrears_probability) as arrears_probability_sum,
+        {{ gridcredit.exact_float_sum('warnings.arrears_probability') }} as arrears_probability_sum,
         cast(sum(case when warnings.is_in_training_window then 1 else 0 end) as integer)
             as in_training_window_customer_count
     from warnings

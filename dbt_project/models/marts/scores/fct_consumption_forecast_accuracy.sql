@@ -52,14 +52,17 @@ final as (
         industry_code,
         customer_type,
         cast(count(*) as integer) as customer_count,
-        sum(forecast_kwh) as forecast_kwh,
+        {{ gridcredit.exact_float_sum('forecast_kwh') }} as forecast_kwh,
         cast(sum(case when actual_kwh is not null then 1 else 0 end) as integer) as customers_with_actual_count,
-        sum(actual_kwh) as actual_kwh,
-        sum(case when actual_kwh is not null then forecast_kwh end) as forecast_kwh_with_actual,
-        sum(abs(forecast_kwh - actual_kwh)) as forecast_absolute_error_kwh,
-        sum(case when actual_kwh is not null then seasonal_naive_kwh end) as seasonal_naive_kwh_with_actual,
-        sum(case when seasonal_naive_kwh is not null then actual_kwh end) as actual_kwh_with_seasonal_naive,
-        sum(abs(seasonal_naive_kwh - actual_kwh)) as seasonal_naive_absolute_error_kwh,
+        {{ gridcredit.exact_float_sum('actual_kwh') }} as actual_kwh,
+        {{ gridcredit.exact_float_sum('case when actual_kwh is not null then forecast_kwh end') }}
+            as forecast_kwh_with_actual,
+        {{ gridcredit.exact_float_sum('abs(forecast_kwh - actual_kwh)') }} as forecast_absolute_error_kwh,
+        {{ gridcredit.exact_float_sum('case when actual_kwh is not null then seasonal_naive_kwh end') }}
+            as seasonal_naive_kwh_with_actual,
+        {{ gridcredit.exact_float_sum('case when seasonal_naive_kwh is not null then actual_kwh end') }}
+            as actual_kwh_with_seasonal_naive,
+        {{ gridcredit.exact_float_sum('abs(seasonal_naive_kwh - actual_kwh)') }} as seasonal_naive_absolute_error_kwh,
         max(case when is_in_training_window then 1 else 0 end) = 1 as is_in_training_window
     from paired
     group by target_month, horizon_months, region_code, industry_code, customer_type

@@ -25,7 +25,7 @@ final as (
         score_band,
         cast(count(*) as integer) as customer_count,
         cast(sum(score) as bigint) as score_sum,
-        sum(bad_12m_probability) as bad_12m_probability_sum,
+        {{ gridcredit.exact_float_sum('bad_12m_probability') }} as bad_12m_probability_sum,
         cast(sum(case when is_grade_overridden then 1 else 0 end) as integer) as overridden_customer_count,
         cast(sum(case when is_in_training_window then 1 else 0 end) as integer) as in_training_window_customer_count
     from scores

@@ -29,8 +29,8 @@ final as (
         customer_months.customer_type,
         suspicion.is_on_inspection_list,
         cast(count(*) as integer) as customer_count,
-        sum(suspicion.suspicion_score) as suspicion_score_sum,
-        sum(suspicion.anomaly_score) as anomaly_score_sum,
+        {{ gridcredit.exact_float_sum('suspicion.suspicion_score') }} as suspicion_score_sum,
+        {{ gridcredit.exact_float_sum('suspicion.anomaly_score') }} as anomaly_score_sum,
         cast(sum(case when suspicion.is_in_training_window then 1 else 0 end) as integer)
             as in_training_window_customer_count
     from suspicion
