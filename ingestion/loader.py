@@ -932,40 +932,56 @@ class _Reader:
             yield chunk[self.skip:] if first and self.skip else chunk
             first = False
 
-    def numbered(self) -> Iterator[bytes]:
+    def numbered(self) -> Iterator[memoryview]:
         """The data lines (header dropped), each prefixed with its line number and a comma: COPY
         stores ``_line_number`` from the data instead of evaluating a default per row (~30 % of
         the COPY's server time). Lines are split at ``\\n`` only: a quoted line break would be cut,
-        but Arrow refuses such files (Divergence) and the savepoint is rolled back."""
+        but Arrow refuses such files (Divergence) and the savepoint is rolled back. Blocks are
+        views of the chunks: only a line cut by a chunk boundary is copied."""
         carry = b""
         line = None  # number of the first line in the next block; None until the header is passed
         for chunk in self.chunks():
-            data = carry + chunk if carry else chunk
+            start = 0
             if line is None:
+                data = carry + chunk
                 end = data.find(b"\n")
                 if end < 0:
                     carry = data
                     continue
-                data, line = data[end + 1:], 2
-            end = data.rfind(b"\n")
+                chunk, carry, line = data[end + 1:], b"", 2
+            elif carry:  # the line cut by the previous chunk's end, alone (no copy of the chunk)
+                end = chunk.find(b"\n")
+                if end < 0:
+                    carry += chunk
+                    continue
+                numbered, count = _number_lines(carry + chunk[:end + 1], line)
+                yield numbered
+                line += count
+                carry, start = b"", end + 1
+            end = chunk.rfind(b"\n", start)
             if end < 0:
-                carry = data
+                carry = chunk[start:]
                 continue
-            carry = data[end + 1:]
-            block = data[:end + 1]
-            yield _prefix_lines(block, line)
-            line += block.count(b"\n")
+            numbered, count = _number_lines(memoryview(chunk)[start:end + 1], line)
+            yield numbered
+            line += count
+            carry = chunk[end + 1:]
         if carry and line is not None:
-            yield _prefix_lines(carry, line)
+            yield _number_lines(carry, line)[0]
 
 
 _COMMA = arrow_validation.scalar(b",")
 
 
-def _prefix_lines(block: bytes, first: int) -> memoryview:
+def _prefix_lines(block: bytes | memoryview, first: int) -> memoryview:
     """``block``'s lines, each prefixed with ``<number>,`` (numbers from ``first``), built by Arrow:
     the lines as a binary array over ``block`` (offsets at the line starts, no copy), the numbers
     cast to text, one ``binary_join_element_wise``."""
+    return _number_lines(block, first)[0]
+
+
+def _number_lines(block: bytes | memoryview, first: int) -> tuple[memoryview, int]:
+    """:func:`_prefix_lines` and the number of lines."""
     data = np.frombuffer(block, dtype=np.uint8)
     ends = np.flatnonzero(data == 10)
     count = ends.size + (1 if ends.size == 0 or ends[-1] != data.size - 1 else 0)
@@ -979,7 +995,7 @@ def _prefix_lines(block: bytes, first: int) -> memoryview:
                       pa.string()).cast(pa.binary())
     joined = pc.binary_join_element_wise(numbers, lines, _COMMA)
     bounds = np.frombuffer(joined.buffers()[1], dtype=np.int32, count=count + 1, offset=joined.offset * 4)
-    return memoryview(joined.buffers()[2])[int(bounds[0]):int(bounds[-1])]
+    return memoryview(joined.buffers()[2])[int(bounds[0]):int(bounds[-1])], count
 
 
 @dataclass
