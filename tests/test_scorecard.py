@@ -337,3 +337,22 @@ def test_refit_on_the_same_data_pickles_to_the_same_bytes(credit):
     X = frame.drop(columns="customer_id")
     blobs = [pickle.dumps(Scorecard(special_codes=[-999], min_iv=0.0).fit(X, y), protocol=5) for _ in range(2)]
     assert blobs[0] == blobs[1]
+
+
+def test_cli_start_up_does_not_import_the_ml_stack():
+    """Every `gridcredit` command mounts `scorecard.cli`; the package must not pull optbinning,
+    scikit-learn or scipy in until a scorecard is used (start-up took over 60 s at load ~20)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, gridcredit.cli; "
+            "heavy = sorted(m for m in ('optbinning', 'sklearn', 'scipy') if m in sys.modules); "
+            "print(','.join(heavy))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
+    from gridcredit.ml import scorecard
+
+    assert scorecard.Scorecard.__module__ == "gridcredit.ml.scorecard._estimator"
+    with pytest.raises(AttributeError):
+        scorecard.not_a_name  # noqa: B018
