@@ -50,7 +50,7 @@ demo: install ## Main job: start the warehouse, generate CUSTOMERS x MONTHS, loa
 	$(GRIDCREDIT) warehouse start
 	test -f $(DEMO_DIR)/manifest.json || $(GRIDCREDIT) generate --customers $(CUSTOMERS) --months $(MONTHS) --seed $(SEED) --out $(DEMO_DIR)
 	$(GRIDCREDIT) run --data $(DEMO_DIR)
-	$(GRIDCREDIT) policy simulate --policy examples/policy/grade-b-credit-period-30-days.csv --name "Example: grade B credit period 30 days"
+	$(GRIDCREDIT) policy simulate --policy examples/policy/grade-b-credit-period-30-days.csv --name "Example: grade B credit period 30 days" --replace
 	$(GRIDCREDIT) bi up
 	$(GRIDCREDIT) bi credentials
 

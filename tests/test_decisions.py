@@ -440,6 +440,32 @@ def test_export_worklists_for_an_unknown_month_fails_clearly(decisions_build, tm
 
 
 # -- what-if ---------------------------------------------------------------------------------------------
+def test_whatif_rerun_with_replace_keeps_one_simulation_of_that_name(decisions_build):
+    """`make demo` reruns the example simulation with --replace: the earlier one and its rows go, in the
+    same transaction, so the what-if list holds one example however often the demo runs."""
+    from gridcredit.decisions.whatif import simulate
+
+    first = simulate(decisions_build["conn"], POLICY_SEED, name="rerun", target_path=decisions_build["target"])
+    second = simulate(
+        decisions_build["conn"], POLICY_SEED, name="rerun", target_path=decisions_build["target"], replace=True
+    )
+    assert second.simulation_id != first.simulation_id
+    with warehouse.connect(decisions_build["conn"]) as pg:
+        kept = pg.execute("select simulation_id from whatif.simulations where simulation_name = 'rerun'").fetchall()
+        leftovers = {
+            table: pg.execute(
+                f"select count(*) from whatif.{table} where simulation_id = %s", [first.simulation_id]
+            ).fetchone()[0]
+            for table in ("policy_terms", "customer_terms", "segment_results")
+        }
+        rows = pg.execute(
+            "select count(*) from whatif.customer_terms where simulation_id = %s", [second.simulation_id]
+        ).fetchone()[0]
+    assert kept == [(second.simulation_id,)]
+    assert leftovers == {"policy_terms": 0, "customer_terms": 0, "segment_results": 0}
+    assert rows > 0
+
+
 def test_whatif_changes_exactly_one_grades_terms(decisions_build, tmp_path):
     from gridcredit.decisions.whatif import simulate
 

@@ -284,13 +284,16 @@ def export_worklists_command(
 def policy_simulate(
     policy: Annotated[Path, typer.Option("--policy", help="Alternative credit_policy_terms CSV (same columns).")],
     name: Annotated[str | None, typer.Option("--name", help="Name of the simulation (default: the file name).")] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Delete earlier simulations of the same name first (scripted reruns).")
+    ] = False,
 ) -> None:
     """Apply an alternative credit terms table to the latest month, side by side with the current policy."""
     from gridcredit.decisions.whatif import PolicyFileError, SimulationError, simulate
 
     conn = warehouse.ensure_running()
     try:
-        result = simulate(conn, policy, name=name)
+        result = simulate(conn, policy, name=name, replace=replace)
     except (PolicyFileError, SimulationError) as error:
         raise _fail(str(error), 2) from error
     summary = result.summary

@@ -392,6 +392,14 @@ def _segment_results_sql(simulation_id: int) -> str:
     return "insert into whatif.segment_results\n" + "\nunion all\n".join(parts)
 
 
+def _delete_simulations_named(pg, simulation_name: str) -> None:
+    """Delete every simulation of that name with its rows (child tables first)."""
+    ids = "(select simulation_id from whatif.simulations where simulation_name = %s)"
+    for table in ("segment_results", "customer_terms", "policy_terms"):
+        pg.execute(f"delete from whatif.{table} where simulation_id in {ids}", [simulation_name])
+    pg.execute("delete from whatif.simulations where simulation_name = %s", [simulation_name])
+
+
 def simulate(
     conn: warehouse.Connection,
     policy_file: Path,
@@ -399,8 +407,12 @@ def simulate(
     created_by: str | None = None,
     project_dir: Path | None = None,
     target_path: Path | None = None,
+    replace: bool = False,
 ) -> SimulationResult:
-    """Apply an alternative policy table to the latest decision month; store the comparison in ``whatif``."""
+    """Apply an alternative policy table to the latest decision month; store the comparison in ``whatif``.
+
+    Each call keeps a new simulation (a history of what was tried). With ``replace``, earlier simulations
+    of the same name are deleted in the same transaction: a scripted rerun (``make demo``) keeps one."""
     rows = read_policy_file(policy_file)
     digest = hashlib.sha256(policy_file.read_bytes()).hexdigest()
     comparison = compile_comparison_sql(conn, project_dir, target_path)
@@ -415,6 +427,8 @@ def simulate(
             raise SimulationError("no decision month in the warehouse: run the pipeline first")
         ensure_schema(pg)
         with pg.transaction():
+            if replace:
+                _delete_simulations_named(pg, name or policy_file.stem)
             simulation_id = pg.execute(
                 """
                 insert into whatif.simulations
