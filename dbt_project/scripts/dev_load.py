@@ -3,7 +3,7 @@
 Stand-in for `gridcredit generate` + `gridcredit ingest` while those are being written, and a fast,
 fully controlled fixture for the dbt tests. It creates the raw tables exactly as the contract says
 (schema ``raw_<system>``, every column ``text``, plus ``_load_id`` and ``_line_number``, list-partitioned
-by ``_load_id``) and the columns of ``ops.load_ledger`` the dbt project reads, and COPYs rows in with a
+by ``_load_id``) and ``ops.load_ledger`` with ingestion's own DDL, and COPYs rows in with a
 ledger row per table and load.
 
 Data is deterministic per (seed, customer, month), so a 25-month set has exactly the rows of the
@@ -28,43 +28,12 @@ from pathlib import Path
 import psycopg
 import yaml
 
+from gridcredit.ingestion import loader
+
 CONTRACT = Path(__file__).resolve().parents[2] / "ingestion" / "contract.yaml"
 
-LEDGER_DDL = """
-create schema if not exists ops;
-create table if not exists ops.load_ledger (
-    load_id bigint generated always as identity primary key,
-    system text not null,
-    table_name text not null,
-    file_path text not null,
-    file_sha256 text,
-    file_bytes bigint,
-    schema_version text,
-    extract_kind text,
-    first_month text,
-    last_month text,
-    encoding text,
-    status text not null,
-    rows_read bigint,
-    rows_loaded bigint,
-    rows_rejected bigint,
-    started_at timestamptz not null,
-    finished_at timestamptz,
-    duration_s numeric(12, 3),
-    message text
-);
--- as ingestion creates it; dev loads carry no manifest, so it stays empty (nothing to reconcile)
-create table if not exists ops.manifest_month_totals (
-    load_id bigint not null,
-    month text,
-    column_name text not null,
-    manifest_rows bigint not null,
-    manifest_total numeric not null,
-    rejected_rows bigint not null,
-    rejected_total numeric not null,
-    rejected_unreadable_rows bigint not null
-);
-"""
+# The ledger, rejects and manifest totals exactly as ingestion creates them (one definition).
+LEDGER_DDL = loader.LEDGER_DDL
 
 # Event-dated tables: the column whose month places a row in a monthly increment.
 EVENT_MONTH_COLUMN = {
