@@ -41,7 +41,10 @@ def promotion_decision(
 
     The new version is promoted unless its out-of-time ``metric`` is worse than the current
     version's (scored on the same test rows) by more than ``tolerance`` (absolute for AUC and
-    precision; relative for error ratios, where ``higher_is_better`` is False).
+    precision; relative for error ratios, where ``higher_is_better`` is False). When neither
+    version has the metric (no labelled outcome in the test months) the new version is promoted
+    and the reason says no comparison was possible; when only the current one has it, the current
+    version stays.
 
     Parameters
     ----------
@@ -58,6 +61,15 @@ def promotion_decision(
     """
     if not has_current:
         return GateDecision(True, "first version of this model")
+    if new_value is None and current_value is None:
+        # Neither version can be measured on the test months (e.g. the theft model before any
+        # inspection outcome exists): there is no evidence that the new one is worse, and it has
+        # learned from the more recent window, so it replaces the current one (ADR 0030).
+        return GateDecision(
+            True,
+            f"promoted without a comparison: neither the new nor the current version has a {metric} "
+            "on the test months (no labelled outcomes there); the newer training window is kept",
+        )
     if new_value is None:
         return GateDecision(False, f"kept the current version: the new version has no {metric} on its test months")
     if current_value is None:

@@ -257,6 +257,19 @@ def test_gate_promotes_the_first_version():
     assert promotion_decision(0.6, None, "auc", True, 0.01, has_current=False).promote
 
 
+def test_gate_promotes_when_neither_version_can_be_measured():
+    """No labelled outcome in the test months (the theft model before any inspection): nothing
+    says the new version is worse, so the newer one is promoted, and the reason says why."""
+    decision = promotion_decision(None, None, "precision_at_capacity", True, 0.02)
+    assert decision.promote
+    assert "neither the new nor the current version has a precision_at_capacity" in decision.reason
+
+
+def test_gate_keeps_current_when_only_the_current_version_can_be_measured():
+    decision = promotion_decision(None, 0.1, "precision_at_capacity", True, 0.02)
+    assert not decision.promote and "the new version has no precision_at_capacity" in decision.reason
+
+
 def test_gate_for_errors_is_relative():
     assert promotion_decision(0.81, 0.80, "mae_ratio", False, 0.02).promote
     assert not promotion_decision(0.83, 0.80, "mae_ratio", False, 0.02).promote
