@@ -13,12 +13,20 @@ repayment status:
   supply region (710000 Taiwan), industry ``O`` (resident services), tariff ``TW-CARD``
   (1 "kWh" = TWD 1), contract capacity = credit limit / 1,000 (the customer's scale);
 - one bill per statement month: amount = the statement balance (negative balances -> 0), issued
-  on the 5th, due on the 20th;
+  on the 5th, due on the 20th; its kWh = the month's consumption (below);
+- consumption: the card's spending in the month, ``BILL_AMT[t] - BILL_AMT[t-1] + PAY_AMT[t]``
+  (this statement's balance minus what was left unpaid of the last one; at least 0; April, with
+  no earlier statement: its balance), delivered as one actual meter reading per month (one meter
+  per cardholder, read on the statement date). This is how the amounts paid reach the warehouse,
+  and what tells a revolving customer (status 0: the balance is much larger than the month's
+  consumption, the rest is carried over) from one who pays in full (-1: balance ~ consumption) or
+  has no consumption (-2: zero). Days past due stay driven by the status (next point);
 - payments are derived from the delay status, "a delay of k months becomes a payment k months
   after due": bill b is still unpaid at the end of month t when some later status says so
   (status s at month t' >= t reaching back to b: s >= t' - b + 1); it is paid in full on the 15th
   of the month after the last such month (on time, before the due date, when no status reaches
-  it). The amounts paid (``PAY_AMT``) are therefore not carried;
+  it). The payments therefore settle whole bills; the amounts paid (``PAY_AMT``) enter through
+  the consumption above;
 - October is written only to carry the label: an October bill (the September balance, at least
   TWD 1,000) and, for customers who did NOT default, payment of everything outstanding on
   15 October. "In arrears at the end of next month" of the September as-of row is then exactly
@@ -55,6 +63,7 @@ MONTHS = ["2005-04", "2005-05", "2005-06", "2005-07", "2005-08", "2005-09"]
 LABEL_MONTH = "2005-10"
 STATUS_COLUMNS = ["PAY_6", "PAY_5", "PAY_4", "PAY_3", "PAY_2", "PAY_0"]  # April .. September
 BILL_COLUMNS = ["BILL_AMT6", "BILL_AMT5", "BILL_AMT4", "BILL_AMT3", "BILL_AMT2", "BILL_AMT1"]
+PAID_COLUMNS = ["PAY_AMT6", "PAY_AMT5", "PAY_AMT4", "PAY_AMT3", "PAY_AMT2", "PAY_AMT1"]
 LABEL_COLUMN = "default.payment.next.month"
 REGION_CODE = "710000"
 TARIFF_CODE = "TW-CARD"
@@ -65,7 +74,7 @@ ISSUE_DAY, PAY_DAY, DUE_DAY = 5, 15, 20
 
 def read_taiwan(path: Path | None = None, limit: int | None = None) -> pd.DataFrame:
     frame = pd.read_csv(path or DEFAULT_CSV)
-    expected = {"ID", "LIMIT_BAL", "SEX", "AGE", LABEL_COLUMN, *STATUS_COLUMNS, *BILL_COLUMNS}
+    expected = {"ID", "LIMIT_BAL", "SEX", "AGE", LABEL_COLUMN, *STATUS_COLUMNS, *BILL_COLUMNS, *PAID_COLUMNS}
     missing = sorted(expected - set(frame.columns))
     if missing:
         raise ValueError(f"not the Taiwan credit default file: columns {missing} missing")
@@ -93,6 +102,21 @@ def settlement_months(status: np.ndarray) -> np.ndarray:
             last_unpaid = np.where(reaches, t, last_unpaid)
         paid[:, b] = np.where(last_unpaid >= b, last_unpaid + 1, b)
     return paid
+
+
+def monthly_consumption(frame: pd.DataFrame) -> np.ndarray:
+    """The card's spending per month (April = 0), from the statements and the amounts paid.
+
+    ``BILL_AMT[t] - BILL_AMT[t-1] + PAY_AMT[t]``: this statement's balance less what the last one
+    left unpaid (interest and fees included), at least 0; April, without an earlier statement,
+    is its own balance.
+    """
+    bill = frame[BILL_COLUMNS].to_numpy(dtype=float)
+    paid = frame[PAID_COLUMNS].to_numpy(dtype=float)
+    spent = np.empty_like(bill)
+    spent[:, 0] = bill[:, 0]
+    spent[:, 1:] = bill[:, 1:] - bill[:, :-1] + paid[:, 1:]
+    return np.maximum(spent, 0.0)
 
 
 def _resident_ids(frame: pd.DataFrame) -> list[str]:
@@ -170,6 +194,8 @@ def build_tables(frame: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
     # Bills: six statements + the October bill that carries the label.
     label_bill = np.maximum(balance[:, -1], MIN_LABEL_BILL)
     amounts = np.column_stack([balance, label_bill])
+    consumption = monthly_consumption(frame)
+    billed_kwh = np.column_stack([consumption, np.zeros(n)])  # October's consumption is not in the data
     bills = []
     for t, month in enumerate(months):
         bills.append(
@@ -180,7 +206,7 @@ def build_tables(frame: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
                     "billing_period": month,
                     "issue_date": _date(month, ISSUE_DAY),
                     "due_date": _date(month, DUE_DAY),
-                    "kwh": _money(amounts[:, t]),
+                    "kwh": _money(billed_kwh[:, t]),
                     "amount": _money(amounts[:, t]),
                     "tariff_code": TARIFF_CODE,
                     "bill_status": "issued",
@@ -188,6 +214,26 @@ def build_tables(frame: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
             )
         )
     tables[("billing", "bills")] = pd.concat(bills, ignore_index=True)
+
+    # One meter per cardholder, read once a month on the statement date: the month's consumption.
+    meter = [f"M{int(i):010d}" for i in ids]
+    tables[("billing", "meters")] = pd.DataFrame(
+        {"meter_id": meter, "customer_id": cust, "install_date": OPEN_DATE, "remove_date": "", "removal_reason": ""}
+    )
+    tables[("metering", "readings")] = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "meter_id": meter,
+                    "reading_date": _date(month, ISSUE_DAY),
+                    "kwh": _money(consumption[:, t]),
+                    "quality": "actual",
+                }
+            )
+            for t, month in enumerate(MONTHS)
+        ],
+        ignore_index=True,
+    )
 
     # Payments: bill b paid in full in month settlement[b]; anything still unpaid after September
     # (and the October bill) is paid on 15 October unless the customer defaulted.

@@ -89,6 +89,10 @@ def validate_taiwan_command(
     database: Annotated[
         str, typer.Option(help="Database created for the validation (dropped and recreated).")
     ] = "gridcredit_taiwan",
+    cv_folds: Annotated[
+        int,
+        typer.Option(help="Also cross-validate on the training cardholders only (0: skip; holdout untouched)."),
+    ] = 0,
 ) -> None:
     """Map the Taiwan credit default data into the billing extract, run ingest -> dbt -> ML in its own
     database, and report the arrears model's holdout AUC/KS against a plain GBM on the raw columns."""
@@ -96,7 +100,9 @@ def validate_taiwan_command(
 
     conn = warehouse.ensure_running()
     try:
-        report = validate_taiwan(conn, csv=csv, out=out, work_dir=work_dir, database=database, console=console)
+        report = validate_taiwan(
+            conn, csv=csv, out=out, work_dir=work_dir, database=database, console=console, cv_folds=cv_folds
+        )
     except (LookupError, RuntimeError, ValueError) as error:
         raise _fail(str(error)) from error
     typer.echo(json.dumps({k: report[k] for k in ("auc", "ks", "baseline_gbm_auc")}, indent=2))

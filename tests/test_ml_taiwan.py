@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from gridcredit.ingestion import identifiers
@@ -24,6 +25,7 @@ from gridcredit.ingestion.taiwan import (
     convert_taiwan,
     customer_id,
     holdout_customers,
+    monthly_consumption,
     read_taiwan,
     settlement_months,
 )
@@ -59,6 +61,42 @@ def test_settlement_follows_the_delay_status():
     assert paid[1].tolist() == [0, 1, 2, 5, 5, 5]
     assert paid[2].tolist() == [0, 1, 6, 6, 6, 6]
     assert paid[3].tolist() == [0, 1, 2, 3, 4, 6]
+
+
+def test_consumption_is_the_balance_less_what_the_last_statement_left_unpaid():
+    frame = pd.DataFrame(
+        {
+            "BILL_AMT6": [1000, 5000, 0],  # April
+            "BILL_AMT5": [800, 5200, 0],
+            "BILL_AMT4": [0, 5400, 0],
+            "BILL_AMT3": [300, 5300, 200],
+            "BILL_AMT2": [300, 5500, 0],
+            "BILL_AMT1": [-50, 5600, 0],  # September
+            "PAY_AMT6": [900, 200, 0],
+            "PAY_AMT5": [1000, 200, 0],  # paid in full: May's spending = its balance
+            "PAY_AMT4": [800, 200, 0],
+            "PAY_AMT3": [0, 200, 0],
+            "PAY_AMT2": [300, 200, 200],
+            "PAY_AMT1": [300, 200, 0],
+        }
+    )
+    spent = monthly_consumption(frame)
+    assert spent[0].tolist() == [1000, 800, 0, 300, 300, 0]  # transactor; a credit balance is no spending
+    assert spent[1].tolist() == [5000, 400, 400, 100, 400, 300]  # revolver: balance >> the month's spending
+    assert spent[2].tolist() == [0, 0, 0, 200, 0, 0]  # no consumption
+
+
+def test_readings_carry_each_months_consumption_on_one_meter(extract):
+    frame = read_taiwan(limit=N)
+    spent = monthly_consumption(frame)
+    meters = {m["meter_id"]: m["customer_id"] for m in _rows(extract / "billing/meters.csv")}
+    assert sorted(meters.values()) == sorted(customer_id(frame["ID"]))
+    by_customer = defaultdict(dict)
+    for r in _rows(extract / "metering/readings.csv"):
+        assert r["quality"] == "actual"
+        by_customer[meters[r["meter_id"]]][r["reading_date"][:7]] = float(r["kwh"])
+    for i, cid in enumerate(customer_id(frame["ID"])):
+        assert [by_customer[cid][m] for m in MONTHS] == pytest.approx(spent[i].tolist(), abs=0.005)
 
 
 def test_every_contract_table_has_a_file_listed_in_the_manifest(extract):
@@ -164,3 +202,54 @@ def test_the_loader_accepts_the_extract(extract, fresh_database):
     summary = ingest_directory(extract, conn=fresh_database)
     assert not summary.failed
     assert sum(f.rows_rejected or 0 for f in summary.files) == 0
+
+
+def test_training_cross_validation_never_reads_the_holdout():
+    """The figure mapping choices are made on depends on the training cardholders only: scrambling
+    every holdout row (features and label) leaves it unchanged, scrambling a training row does not."""
+    from types import SimpleNamespace
+
+    from threadpoolctl import threadpool_limits
+
+    from gridcredit.ml.config import load_config
+    from gridcredit.ml.features import MONTH_INDEX, month_index
+    from gridcredit.ml.validate_taiwan import training_cross_validation
+
+    frame = read_taiwan(limit=1500)
+    status = frame[STATUS_COLUMNS].to_numpy()
+    next_status = np.column_stack([status[:, 1:], np.where(frame[LABEL_COLUMN] == 1, 1, -1)])
+    ids = customer_id(frame["ID"])
+    rows = pd.DataFrame(
+        {
+            "customer_id": np.repeat(ids, len(MONTHS)),
+            MONTH_INDEX: np.tile(month_index([f"{m}-01" for m in MONTHS]), len(ids)),
+            "days_past_due": np.maximum(status, 0).ravel() * 30.0,
+            "billed_amount": frame[[f"BILL_AMT{6 - t}" for t in range(len(MONTHS))]].to_numpy(dtype=float).ravel(),
+            "is_in_arrears_next_month": (next_status >= 1).astype(float).ravel(),
+        }
+    )
+    cfg = load_config()
+
+    def run(data):
+        ds = SimpleNamespace(
+            frame=data,
+            features=["days_past_due", "billed_amount"],
+            labels={"arrears_next_month": "is_in_arrears_next_month"},
+            customer_col="customer_id",
+        )
+        with threadpool_limits(limits=1):  # as the validation runs it (one thread: fast and machine-independent)
+            return training_cross_validation(ds, frame, cfg, folds=3)
+
+    first = run(rows)
+    assert len(first["cv_auc_training_folds"]) == 3 and first["cv_auc_training"] > 0.6
+    rng = np.random.default_rng(1)
+    in_holdout = rows["customer_id"].isin(holdout_customers(frame, 0.3, 0)).to_numpy()
+    scrambled = rows.copy()
+    for column in ("days_past_due", "billed_amount", "is_in_arrears_next_month"):
+        scrambled.loc[in_holdout, column] = rng.permutation(scrambled.loc[in_holdout, column].to_numpy())
+    assert run(scrambled) == first
+    touched = rows.copy()
+    touched.loc[~in_holdout, "is_in_arrears_next_month"] = rng.permutation(
+        touched.loc[~in_holdout, "is_in_arrears_next_month"].to_numpy()
+    )
+    assert run(touched) != first
