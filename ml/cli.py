@@ -58,14 +58,24 @@ def score_command(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the run summary as JSON here.")] = None,
 ) -> None:
     """Train or reuse, gate, score and monitor every model; publish to schema `ml` in one atomic switch."""
+    from gridcredit import access
     from gridcredit.ml.config import ConfigError
     from gridcredit.ml.scoring import score_all
 
     conn = warehouse.ensure_running()
     try:
         with pipeline_lock("score", conn):
+            # Work as the ML stage's role (access.ml_role), as `gridcredit run` does (ADR 0080): the
+            # grants first, so the role reads the feature marts however they were last built.
+            if access.stage_role("ml"):
+                access.apply(conn)
             summary = score_all(
-                conn, console, models=models.split(",") if models else None, rescore=rescore, truth_dir=truth
+                conn,
+                console,
+                models=models.split(",") if models else None,
+                rescore=rescore,
+                truth_dir=truth,
+                work_as="ml",
             )
     except PipelineBusyError as error:
         raise _fail(str(error), 75) from error

@@ -334,3 +334,35 @@ def test_empty_feature_mart_skips_every_model_and_creates_the_tables(fresh_datab
     with psycopg.connect(fresh_database.url) as pg:
         ml_tables = "select count(*) from information_schema.tables where table_schema = 'ml'"
         assert pg.execute(ml_tables).fetchone()[0] >= 14
+
+
+def test_standalone_score_command_works_as_the_ml_role(ml_db, tmp_path):
+    """`gridcredit score` on its own narrows itself to access.ml_role as the pipeline's score stage
+    does (ADR 0080): its attempts are recorded as gridcredit_ml. With the role emptied
+    (GRIDCREDIT_ML_ROLE=''), the same command records the login role: the check tells them apart."""
+    from conftest import GRIDCREDIT_BIN
+
+    from gridcredit import access
+
+    conn, _ = ml_db
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(deep_merge(yaml.safe_load(CONFIG_PATH.read_text()), FAST)))
+    env = dict(os.environ, WAREHOUSE_URL=conn.url, GRIDCREDIT_ML_CONFIG=str(config))
+
+    def attempt_roles(role_override: dict) -> list[str]:
+        with psycopg.connect(conn.url) as pg:
+            last = pg.execute("select coalesce(max(attempt_id), 0) from ml.model_run_attempts").fetchone()[0]
+        result = subprocess.run(
+            [GRIDCREDIT_BIN, "score", "--models", "credit_score"],
+            env={**env, **role_override},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        with psycopg.connect(conn.url) as pg:
+            rows = pg.execute("select database_user from ml.model_run_attempts where attempt_id > %s", [last])
+            return [role for (role,) in rows.fetchall()]
+
+    assert attempt_roles({"GRIDCREDIT_ML_ROLE": ""}) == [conn.user]
+    assert attempt_roles({}) == [access.ML]
