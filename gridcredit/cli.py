@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -227,8 +226,9 @@ def run_dbt(args: list[str], conn: warehouse.Connection | None = None) -> int:
     # get their row-level security and analyst grants back (until then analysts cannot read them).
     if dbt_role():
         _reapply_access(conn)
-    dbt = Path(sys.executable).with_name("dbt")
-    code = subprocess.call([str(dbt), *args], cwd=settings.DBT_PROJECT_DIR, env=dbt_environment(conn))
+    from gridcredit import dbt_child
+
+    code = subprocess.call([*dbt_child.command(), *args], cwd=settings.DBT_PROJECT_DIR, env=dbt_environment(conn))
     if dbt_role():
         _reapply_access(conn)
     return code

@@ -31,7 +31,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gridcredit import faults, settings, spark, warehouse
+from gridcredit import dbt_child, faults, settings, spark, warehouse
 from gridcredit.publish import PUBLISHED_SCHEMAS_SQL
 
 LEDGER_DDL = """
@@ -148,14 +148,13 @@ def _stage_ingest(conn: warehouse.Connection, data: Path, encoding: str | None, 
     return StageOutcome(str(summary), summary.rows_loaded)
 
 
-# dbt phases around the ML step (selectors in dbt_project/selectors.yml): seeds are configuration
-# and load first; the ML step reads the feature mart built before it and its tables come back as
-# dbt sources for the marts that use scores. Every phase builds into the build area.
+# dbt phases around the ML step (selectors in dbt_project/selectors.yml): the ML step reads the
+# feature mart built before it and its tables come back as dbt sources for the marts that use
+# scores. Every phase builds into the build area. Seeds (configuration) load inside the first build,
+# before the models that read them: dbt ignores --exclude next to --selector, so a separate
+# `dbt seed` loaded every seed twice and cost one more dbt start and grant pass (ADR 0020).
 BUILD_AREA_VARS = ["--vars", json.dumps({"build_area": True, "ml_schema": "ml__build"})]
-DBT_BEFORE_SCORING = [
-    ["seed", *BUILD_AREA_VARS],
-    ["build", "--selector", "before_scoring", "--exclude", "resource_type:seed", *BUILD_AREA_VARS],
-]
+DBT_BEFORE_SCORING = [["build", "--selector", "before_scoring", *BUILD_AREA_VARS]]
 DBT_AFTER_SCORING = [["build", "--selector", "after_scoring", *BUILD_AREA_VARS]]
 # Engine spark (docs/SPARK.md): built in place, no build area (write-audit-publish is PostgreSQL-only).
 DBT_ON_SPARK = [["seed"], ["build", "--selector", "before_scoring", "--exclude", "resource_type:seed"]]
@@ -180,9 +179,8 @@ def run_dbt_streamed(args: list[str], conn: warehouse.Connection, stage: str, co
     counter = counter if counter is not None else [0]
     from gridcredit.cli import dbt_environment
 
-    dbt = Path(sys.executable).with_name("dbt")
     process = subprocess.Popen(
-        [str(dbt), *args],
+        [*dbt_child.command(), *args],
         cwd=settings.DBT_PROJECT_DIR,
         env=dbt_environment(conn),
         stdout=subprocess.PIPE,
@@ -201,9 +199,21 @@ def run_dbt_streamed(args: list[str], conn: warehouse.Connection, stage: str, co
     return process.wait()
 
 
+def dbt_target_path(env: dict[str, str] | None = None) -> Path:
+    """Where dbt writes its artifacts (run_results.json, sources.json): DBT_TARGET_PATH when set
+    (the benchmark sets it), else the project's target/."""
+    import os
+
+    value = (env if env is not None else os.environ).get("DBT_TARGET_PATH")
+    if not value:
+        return settings.DBT_PROJECT_DIR / "target"
+    path = Path(value)
+    return path if path.is_absolute() else settings.DBT_PROJECT_DIR / path
+
+
 def dbt_rows_written(target: Path | None = None) -> int:
     """Rows the models and seeds of the last dbt invocation wrote (adapter responses in run_results.json)."""
-    target = target or settings.DBT_PROJECT_DIR / "target"
+    target = target or dbt_target_path()
     try:
         results = json.loads((target / "run_results.json").read_text())["results"]
     except (OSError, ValueError, KeyError):
@@ -217,7 +227,7 @@ def dbt_rows_written(target: Path | None = None) -> int:
 
 def dbt_failures(target: Path | None = None) -> list[str]:
     """What failed in the last dbt invocation: each failed test with the table of its failing rows."""
-    target = target or settings.DBT_PROJECT_DIR / "target"
+    target = target or dbt_target_path()
     try:
         results = json.loads((target / "run_results.json").read_text())["results"]
         nodes = json.loads((target / "manifest.json").read_text())["nodes"]
@@ -267,14 +277,14 @@ def _stage_freshness(conn: warehouse.Connection, console: Console) -> str:
     """dbt source freshness of the raw sources (the load ledger): a stale source stops the run."""
     from gridcredit.cli import dbt_environment
 
-    target = settings.DBT_PROJECT_DIR / "target"
-    dbt = Path(sys.executable).with_name("dbt")
+    env = dbt_environment(conn)
+    target = dbt_target_path(env)
     # Raw deliveries only: the ML step's tables and analysts' overrides are not deliveries.
     result = subprocess.run(
         # The same vars as the build phases: a change of vars would make dbt parse the project again.
-        [str(dbt), "source", "freshness", "--exclude", "source:ml", "source:decisions", *BUILD_AREA_VARS],
+        [*dbt_child.command(), "source", "freshness", "--exclude", "source:ml", "source:decisions", *BUILD_AREA_VARS],
         cwd=settings.DBT_PROJECT_DIR,
-        env=dbt_environment(conn),
+        env=env,
         capture_output=True,
         text=True,
         preexec_fn=_die_with_parent if sys.platform == "linux" else None,
