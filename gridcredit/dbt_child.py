@@ -1,7 +1,7 @@
 """`python -m gridcredit.dbt_child ARGS...`: dbt's own command line, with a partial parse that
-survives a change of server address, login or role (docs/decisions/0020-dbt-parse-once.md).
+survives a change of server address, login or role (docs/decisions/0020-dbt-parse-once-one-build-invocation.md).
 
-dbt parses the whole project again (over a minute for its 500+ generic tests on 2 cores, several
+dbt parses the whole project again (about a minute for its 500+ generic tests on 2 cores, two
 under load) when its saved partial parse was made with another profile: the check hashes every
 connection field (host, port, user, role, ...). What this project's parse produces depends only on
 the target's name and type (jinja reads `target.type`) and on the database and schema every node
@@ -59,6 +59,7 @@ def main(argv: list[str]) -> None:
     narrow_profile_check()
     from dbt.cli.main import cli
 
+    sys.argv[0] = "dbt"  # dbt logs sys.argv as the invocation command
     cli(args=argv, prog_name="dbt")
 
 

@@ -38,7 +38,9 @@ def tiny_project(root: Path) -> Path:
 def parse(project: Path, command: list[str], **connection: str) -> str:
     env = {**os.environ, "DBT_PROFILES_DIR": str(project), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     env.update({f"TINY_{key.upper()}": value for key, value in connection.items()})
-    result = subprocess.run([*command, "--debug", "parse"], cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [*command, "--debug", "parse"], cwd=project, env=env, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
