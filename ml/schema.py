@@ -30,6 +30,9 @@ class Table:
     primary_key: tuple[str, ...]
     # Secondary indexes of the published table (column lists, e.g. ("as_of_month desc", "risk_rank")).
     indexes: tuple[tuple[str, ...], ...] = ()
+    # Partial indexes (columns, predicate) for lists that show only flagged rows: walking a full index
+    # would skip every unflagged customer of each month, so a list's cost would grow with customers.
+    partial_indexes: tuple[tuple[tuple[str, ...], str], ...] = ()
 
     @property
     def column_names(self) -> list[str]:
@@ -303,6 +306,8 @@ _add(
         ("customer_id", "as_of_month"),
         # The dashboards' inspection list: latest month first, then by rank (reads ~row_limit rows).
         (("as_of_month desc", "suspicion_rank"),),
+        # ... of the customers on the list only (the list filters on the flag).
+        ((("as_of_month desc", "suspicion_rank"), "is_on_inspection_list"),),
     )
 )
 _add(
@@ -449,6 +454,11 @@ def index_sql(table: Table, schema: str = SCHEMA) -> list[str]:
     for columns in table.indexes:
         name = "_".join([table.name, *(c.split()[0] for c in columns), "idx"])
         statements.append(f"create index if not exists {name} on {schema}.{table.name} ({', '.join(columns)})")
+    for columns, predicate in table.partial_indexes:
+        name = "_".join([table.name, predicate.split()[0], "idx"])
+        statements.append(
+            f"create index if not exists {name} on {schema}.{table.name} ({', '.join(columns)}) where {predicate}"
+        )
     return statements
 
 

@@ -372,27 +372,42 @@ def test_reader_role_sees_published_schemas_only(superset_server):
 def test_ranked_lists_have_an_index_in_their_sort_order(superset_server):
     """The high-risk, inspection, approvals-pending and changes lists sort latest month first, then by
     rank or limit: each table has an index in exactly that order (ADR 0052), so a list reads ~its row
-    limit instead of sorting customers x months."""
+    limit instead of sorting customers x months. A list that shows only rows with a flag set has a
+    partial index on that flag in the same order: walking the full index would skip every unflagged
+    customer of each month, a cost that grows with customers."""
     lists = {
         ("ml", "arrears_warnings"): "(as_of_month DESC, risk_rank)",
         ("ml", "theft_suspicion"): "(as_of_month DESC, suspicion_rank)",
         ("marts_decisions", "fct_credit_decision_reviews"): "(month_start_date DESC, credit_limit_amount DESC)",
     }
+    definitions = {}
     with psycopg.connect(superset_server["conn"].url) as pg:
         for (schema, table), columns in lists.items():
-            definitions = [
+            definitions[schema, table] = [
                 row[0]
                 for row in pg.execute(
                     "select indexdef from pg_indexes where schemaname = %s and tablename = %s", (schema, table)
                 )
             ]
-            assert any(definition.endswith(columns) for definition in definitions), (table, definitions)
+            assert any(d.endswith(columns) for d in definitions[schema, table]), (table, definitions[schema, table])
+    flagged_lists = 0
     for chart in CHARTS.values():
         dataset = DATASETS[chart["dataset_uuid"]]
-        if (dataset["schema"], dataset["table_name"]) in lists and chart["params"].get("query_mode") == "raw":
+        key = (dataset["schema"], dataset["table_name"])
+        if key in lists and chart["params"].get("query_mode") == "raw":
             order = [json.loads(item) for item in chart["params"]["order_by_cols"]]
             sort = "(" + ", ".join(column + ("" if ascending else " DESC") for column, ascending in order) + ")"
-            assert sort == lists[(dataset["schema"], dataset["table_name"])], (chart["slice_name"], sort)
+            assert sort == lists[key], (chart["slice_name"], sort)
+            flags = [
+                f["subject"]
+                for f in chart["params"].get("adhoc_filters", [])
+                if f.get("expressionType") == "SIMPLE" and f.get("operator") == "==" and f.get("comparator") is True
+            ]
+            for flag in flags:
+                flagged_lists += 1
+                partial = f"{sort} WHERE {flag}"
+                assert any(d.endswith(partial) for d in definitions[key]), (chart["slice_name"], definitions[key])
+    assert flagged_lists >= 3, "the inspection, approvals-pending and changes lists filter a flag"
 
 
 def test_datasets_carry_dbt_descriptions_and_time_columns(admin_api, dataset_ids):
