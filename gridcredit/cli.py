@@ -175,12 +175,13 @@ def spark_status() -> None:
 @spark_app.command("sync")
 def spark_sync() -> None:
     """Export the validated raw layer (+ load ledger, ml.*) from PostgreSQL to Parquet tables in Spark."""
-    from gridcredit import spark
+    from gridcredit import privacy, spark
 
     conn = warehouse.ensure_running()
     try:
         endpoint = spark.current_endpoint()
-        with warehouse.connect(conn) as pg, spark.connect(endpoint) as cursor:
+        # With the pseudonym keys: personal columns are pseudonymised before they leave PostgreSQL.
+        with warehouse.connect(conn, options=privacy.pg_options()) as pg, spark.connect(endpoint) as cursor:
             spark.export_to_spark(pg, cursor.execute, spark.raw_location(), progress=console.print)
     except spark.SparkError as error:
         raise _fail(str(error)) from error
@@ -200,15 +201,16 @@ def dbt_environment(conn: warehouse.Connection) -> dict[str, str]:
     env = dict(os.environ)
     env.update(conn.dbt_env())
     env["GRIDCREDIT_DBT_ROLE"] = dbt_role()
-    # The pseudonymisation key reaches dbt's sessions only as libpq options: never in SQL or target/.
-    env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} {privacy.pg_options()}".strip()
     from gridcredit import spark
 
     if spark.engine() == "spark" and "GRIDCREDIT_DBT_TARGET" not in os.environ:
         env.update(spark.current_endpoint().dbt_env())
-    if env.get("GRIDCREDIT_DBT_TARGET", "").startswith("spark"):
-        # The same keys for Spark's sessions (profiles.yml server_side_parameters).
-        env.update(privacy.dbt_secret_env())
+    if not env.get("GRIDCREDIT_DBT_TARGET", "").startswith("spark"):
+        # The pseudonymisation key reaches dbt's sessions only as libpq options: never in SQL or target/.
+        # Not on Spark: there the raw export carries pseudonyms computed by PostgreSQL (ADR 0093).
+        env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} {privacy.pg_options()}".strip()
+    else:
+        env.pop(privacy.KEY_ENV, None)
     env["DBT_PROFILES_DIR"] = str(settings.DBT_PROJECT_DIR)
     env["DBT_PROJECT_DIR"] = str(settings.DBT_PROJECT_DIR)
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")

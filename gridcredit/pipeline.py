@@ -31,7 +31,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gridcredit import dbt_child, faults, settings, spark, warehouse
+from gridcredit import dbt_child, faults, privacy, settings, spark, warehouse
 from gridcredit.publish import PUBLISHED_SCHEMAS_SQL
 
 LEDGER_DDL = """
@@ -321,7 +321,8 @@ def _stage_freshness(conn: warehouse.Connection, console: Console) -> str:
 def _stage_spark_sync(conn: warehouse.Connection, console: Console) -> str:
     try:
         endpoint = spark.current_endpoint()
-        with warehouse.connect(conn) as pg, spark.connect(endpoint) as cursor:
+        # With the pseudonym keys: personal columns are pseudonymised before they leave PostgreSQL.
+        with warehouse.connect(conn, options=privacy.pg_options()) as pg, spark.connect(endpoint) as cursor:
             written = spark.export_to_spark(pg, cursor.execute, spark.raw_location(), progress=console.print)
     except spark.SparkError as error:
         raise PipelineError(f"spark sync failed: {error}") from error

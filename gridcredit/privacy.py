@@ -4,9 +4,8 @@
   ``GRIDCREDIT_PSEUDONYM_KEY`` (64 hex digits) where a secret store provides it. It never enters the
   database or dbt's files: dbt's connections receive it through libpq's ``PGOPTIONS`` as two session
   settings (the HMAC inner and outer padded keys), which compiled SQL only names
-  (``current_setting('gridcredit.pseudonym_ikey')``). On Spark the same two values reach the session as
-  Spark SQL settings (``dbt_secret_env``: dbt-spark's ``server_side_parameters``), named in SQL as
-  ``${gridcredit.pseudonym_ikey}``.
+  (``current_setting('gridcredit.pseudonym_ikey')``). Spark never receives it: the export to Spark
+  carries pseudonyms computed by PostgreSQL (docs/decisions/0093-spark-receives-pseudonyms-not-personal-data.md).
   See docs/decisions/0081-keyed-pseudonyms-restricted-schema-retention.md.
 * Scanner: Chinese resident ID numbers (check digit verified) and mainland mobile numbers in every text
   column of the given schemas and in files (dbt target/ and logs/).
@@ -84,13 +83,6 @@ def pg_options(key: bytes | None = None) -> str:
     """libpq options carrying the padded keys as session settings (for PGOPTIONS / options=)."""
     inner, outer = _padded_keys(key or pseudonym_key())
     return f"-c gridcredit.pseudonym_ikey={inner} -c gridcredit.pseudonym_okey={outer}"
-
-
-def dbt_secret_env(key: bytes | None = None) -> dict[str, str]:
-    """The padded keys for dbt's Spark profiles (``server_side_parameters``): DBT_ENV_SECRET_* variables,
-    which dbt allows only in profiles and masks in its logs."""
-    inner, outer = _padded_keys(key or pseudonym_key())
-    return {"DBT_ENV_SECRET_GRIDCREDIT_PSEUDONYM_IKEY": inner, "DBT_ENV_SECRET_GRIDCREDIT_PSEUDONYM_OKEY": outer}
 
 
 def pseudonym(value: str, key: bytes | None = None) -> str:

@@ -35,7 +35,9 @@ from gridcredit import settings
 ENGINES = ("postgres", "spark")
 
 
-# The HMAC padded keys as hex (privacy.dbt_secret_env): 64 bytes = 128 hex digits. Pseudonyms are 64.
+# The HMAC padded keys as hex (privacy.pg_options): 64 bytes = 128 hex digits. Pseudonyms are 64.
+# The keys never reach Spark (personal columns are pseudonymised at export); the Thrift server still
+# redacts anything of that shape from its statement logs, as a second line of defence.
 KEY_REDACTION_REGEX = "[0-9a-fA-F]{128}"
 
 
@@ -455,7 +457,7 @@ def ensure_endpoint(home: Path | None = None) -> Endpoint:
 def _column_types(pg_type: str):
     import pyarrow as pa
 
-    if pg_type in ("text", "character varying") or pg_type.startswith(("character", "varchar")):
+    if pg_type in ("text", "character varying", "json", "jsonb") or pg_type.startswith(("character", "varchar")):
         return pa.string(), "string"
     if pg_type == "bigint":
         return pa.int64(), "bigint"
@@ -478,14 +480,14 @@ def _column_types(pg_type: str):
 
 
 # Which PostgreSQL tables the Spark engine reads: the raw layer, the load ledger and the manifests' month
-# totals (dbt sources of ops), the ML write-back and the analysts' override store
-# (decisions.credit_overrides; PostgreSQL stays its system of record).
+# totals (dbt sources of ops), the ML write-back (not the pickled models: nothing on Spark reads them)
+# and the analysts' override store (decisions.credit_overrides; PostgreSQL stays its system of record).
 _EXPORTED_TABLES = """
 select n.nspname, c.relname
 from pg_class as c
 join pg_namespace as n on n.oid = c.relnamespace
 where c.relkind in ('r', 'p') and not c.relispartition
-    and (n.nspname like 'raw\\_%' or n.nspname = 'ml'
+    and (n.nspname like 'raw\\_%' or (n.nspname = 'ml' and c.relname <> 'model_artifacts')
         or (n.nspname = 'ops' and c.relname in ('load_ledger', 'manifest_month_totals'))
         or (n.nspname = 'decisions' and c.relname = 'credit_overrides'))
 order by 1, 2
@@ -499,6 +501,83 @@ order by a.attnum
 """
 
 PARTITION_COLUMN = "_load_month"
+# Version of the exported layout; an export in an older one is redone from scratch (2: personal
+# columns pseudonymised or withheld).
+EXPORT_FORMAT = 2
+# The pseudonym of an identifying personal column travels next to it as `<column>_pseudonym` (what the
+# `spark__pseudonymise` macro reads); the column itself leaves PostgreSQL masked.
+PSEUDONYM_SUFFIX = "_pseudonym"
+# Identifying columns whose birth-year digits (7-10) and sex digit (17) staging reads
+# (stg_billing__customers: birth_year, gender); every other character leaves PostgreSQL masked.
+_ID_ATTRIBUTES_KEPT = {("raw_billing", "customers", "id_number")}
+# Checks that mark an identifying number (contract.yaml): pseudonymised; other personal columns are withheld.
+_IDENTIFYING_CHECKS = {"resident_id", "uscc", "resident_id_or_uscc"}
+WITHHELD = "(withheld)"
+
+
+def personal_columns(schema: str, table: str) -> dict[str, str]:
+    """Personal columns of a raw table (``personal: true`` in ingestion/contract.yaml) and how the
+    Spark export treats each: ``pseudonymised`` (identifying numbers: masked, plus the keyed pseudonym
+    computed by PostgreSQL) or ``withheld`` (names, phones, addresses, e-mails: empty stays empty,
+    anything else becomes ``(withheld)``, enough for staging's has_phone / has_email)."""
+    from gridcredit.ingestion.contract import load_contract
+
+    for spec in load_contract().tables:
+        if spec.raw_schema == schema and spec.name == table:
+            return {
+                column.name: "pseudonymised" if column.check in _IDENTIFYING_CHECKS else "withheld"
+                for column in spec.columns
+                if column.personal
+            }
+    return {}
+
+
+def _exported_columns(schema: str, table: str, names: list[str]) -> list[tuple[str, str]]:
+    """(output column, PostgreSQL expression over `raw`) of the export: clear personal values never
+    leave PostgreSQL. Pseudonyms as dbt's default__pseudonymise computes them (same key, same
+    `purged:` rule), so both engines hold the same pseudonyms; the session must carry the keys
+    (privacy.pg_options)."""
+    from gridcredit import privacy
+
+    treatment = personal_columns(schema, table)
+    out: list[tuple[str, str]] = []
+    for column in names:
+        value = f'raw."{column}"'
+        kind = treatment.get(column)
+        if kind is None:
+            out.append((column, value))
+        elif kind == "withheld":
+            out.append((column, f"case when {value} is null or {value} = '' then {value} else '{WITHHELD}' end"))
+        else:
+            kept = (
+                f"when length({value}) = 18 then '******' || substring({value} from 7 for 4) || '******' "
+                f"|| substring({value} from 17 for 1) || '*' "
+                if (schema, table, column) in _ID_ATTRIBUTES_KEPT
+                else ""
+            )
+            masked = f"case when {value} is null or {value} = '' then {value} {kept}"
+            masked += f"else repeat('*', length({value})) end"
+            out.append((column, masked))
+            out.append(
+                (
+                    column + PSEUDONYM_SUFFIX,
+                    f"case when {value} is null or {value} = '' then null "
+                    f"when {value} like 'purged:%' then substring({value} from 8) "
+                    f"else {privacy.PSEUDONYM_SQL.format(x=value)} end",
+                )
+            )
+    return out
+
+
+def _require_pseudonym_keys(pg) -> None:
+    ikey, okey = pg.execute(
+        "select current_setting('gridcredit.pseudonym_ikey', true), current_setting('gridcredit.pseudonym_okey', true)"
+    ).fetchone()
+    if not (ikey and okey and len(ikey) == len(okey) == 128):
+        raise SparkError(
+            "the export pseudonymises personal columns in PostgreSQL: connect with the pseudonym keys "
+            "(privacy.pg_options(), as `gridcredit spark sync` does)"
+        )
 
 
 def export_to_spark(
@@ -517,27 +596,37 @@ def export_to_spark(
     import pyarrow.csv as pacsv
     import pyarrow.dataset as ds
 
+    _require_pseudonym_keys(pg)
     location = location.resolve()
     location.mkdir(parents=True, exist_ok=True)
     exported_file = location / "_exported_loads.json"
     exported = json.loads(exported_file.read_text()) if exported_file.exists() else {}
+    if exported.get("_format") != EXPORT_FORMAT:  # exported before personal columns were pseudonymised
+        exported = {"_format": EXPORT_FORMAT}
     written: dict[str, int] = {}
     tables = pg.execute(_EXPORTED_TABLES).fetchall()
     for schema, table in tables:
         name = f"{schema}.{table}"
         columns = pg.execute(_COLUMNS, (f'"{schema}"."{table}"',)).fetchall()
-        names = [column for column, _ in columns]
         types = {column: _column_types(pg_type) for column, pg_type in columns}
+        outputs = _exported_columns(schema, table, [column for column, _ in columns])
+        names = [column for column, _ in outputs]
+        for column in names:
+            types.setdefault(column, _column_types("text"))  # the pseudonyms
         per_load = schema.startswith("raw_") and "_load_id" in names
         target = location / schema / table
         select_list = ", ".join(
-            f'(raw."{column}" at time zone \'UTC\') as "{column}"'
+            f"({expression} at time zone 'UTC') as \"{column}\""
             if types[column][1] == "timestamp"
-            else f'raw."{column}"'
-            for column in names
+            else f'{expression} as "{column}"'
+            for column, expression in outputs
         )
         if per_load:
             since = int(exported.get(name, 0))
+            if not since:  # first export (or an older export format): start the table afresh
+                shutil.rmtree(target, ignore_errors=True)
+                run_sql(f"create database if not exists `{schema}`")
+                run_sql(f"drop table if exists `{schema}`.`{table}`")
             query = (
                 f"select {select_list}, coalesce(substring(ledger.last_month from 1 for 7), 'unknown') "
                 f'as {PARTITION_COLUMN} from "{schema}"."{table}" as raw '
@@ -563,7 +652,11 @@ def export_to_spark(
                 csv_file.name,
                 read_options=pacsv.ReadOptions(block_size=16 << 20),
                 convert_options=pacsv.ConvertOptions(
-                    column_types=arrow_schema, strings_can_be_null=True, quoted_strings_can_be_null=False
+                    column_types=arrow_schema,
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=False,
+                    true_values=["t"],  # PostgreSQL's CSV spelling of booleans
+                    false_values=["f"],
                 ),
             )
             batches = (batch for batch in reader if batch.num_rows)
@@ -737,6 +830,8 @@ def timed_build(
     """
     import psycopg
 
+    from gridcredit import privacy
+
     timings: dict[str, float] = {}
     started = time.monotonic()
     cluster = None if spark_settings().thrift_url else LocalCluster(home)
@@ -745,14 +840,13 @@ def timed_build(
     timings["cluster_start_s"] = round(time.monotonic() - started, 1)
     try:
         step = time.monotonic()
-        with psycopg.connect(pg_url) as pg, connect(endpoint) as cursor:
+        with psycopg.connect(pg_url, options=privacy.pg_options()) as pg, connect(endpoint) as cursor:
             export_to_spark(pg, cursor.execute, raw_location(home), progress=progress)
         timings["export_s"] = round(time.monotonic() - step, 1)
-        from gridcredit import privacy
 
-        env = dict(
-            os.environ, DBT_PROFILES_DIR=str(settings.DBT_PROJECT_DIR), **endpoint.dbt_env(), **privacy.dbt_secret_env()
-        )
+        # No pseudonym key: Spark receives pseudonyms, never clear identifying values (export_to_spark).
+        env = dict(os.environ, DBT_PROFILES_DIR=str(settings.DBT_PROJECT_DIR), **endpoint.dbt_env())
+        env.pop(privacy.KEY_ENV, None)
         dbt = str(Path(sys.executable).with_name("dbt"))
         for command in dbt_commands:
             step = time.monotonic()
@@ -790,6 +884,7 @@ __all__ = [
     "export_to_spark",
     "fetch_rows",
     "parse_thrift_url",
+    "personal_columns",
     "spark_home",
     "spark_settings",
 ]

@@ -99,6 +99,62 @@ def test_row_comparison_tolerance_and_order():
     assert spark.rows_checksum(rows) == spark.rows_checksum(spark_like)
 
 
+def test_export_converts_write_back_types_and_pseudonymises(fresh_database, tmp_path):
+    """The export without a cluster (``run_sql`` only records the statements): the ML write-back's
+    types (boolean, jsonb, timestamptz, numeric) reach Parquet, the pickled models stay behind, a
+    customer's personal columns leave PostgreSQL masked, withheld and pseudonymised, and an export
+    without the keys in the session is refused."""
+    import pyarrow.parquet as pq
+
+    from gridcredit.ingestion.loader import LEDGER_DDL
+
+    key = bytes.fromhex(PSEUDONYM_KEY)
+    person_id, phone = "11010519491231002X", "13812345678"
+    with psycopg.connect(fresh_database.url, options=privacy.pg_options(key), autocommit=True) as pg:
+        pg.execute(LEDGER_DDL)
+        pg.execute(
+            "insert into ops.load_ledger (system, table_name, file_path, status, started_at, last_month)"
+            " values ('billing', 'customers', 'x.csv', 'loaded', now(), '2024-03')"
+        )
+        pg.execute(
+            "create schema raw_billing; create table raw_billing.customers (customer_id text, customer_kind text,"
+            " customer_name text, id_number text, phone text, address text, email text, _load_id bigint,"
+            " _line_number bigint)"
+        )
+        pg.execute(
+            "insert into raw_billing.customers values ('C1', 'person', '张伟', %s, %s, '北京市某路1号', '', 1, 1),"
+            " ('C2', 'person', null, 'purged:abc', null, null, null, 1, 2)",
+            [person_id, phone],
+        )
+        pg.execute(
+            "create schema ml; create table ml.probe (flag boolean, params jsonb, at timestamptz,"
+            " amount numeric(12, 3), share double precision); create table ml.model_artifacts (artifact bytea);"
+            """ insert into ml.probe values (true, '{"a": 1}', '2024-03-01 10:00+08', 1.5, 0.25),"""
+            " (false, null, null, null, null)"
+        )
+        statements: list[str] = []
+        written = spark.export_to_spark(pg, statements.append, tmp_path, progress=lambda line: None)
+    assert {name: rows for name, rows in written.items() if rows} == {
+        "ops.load_ledger": 1,
+        "raw_billing.customers": 2,
+        "ml.probe": 2,
+    }
+    assert "ml.model_artifacts" not in written
+    probe = pq.read_table(tmp_path / "ml" / "probe").to_pylist()
+    assert [row["flag"] for row in probe] == [True, False] and probe[0]["params"] == '{"a": 1}'
+    assert str(probe[0]["at"]) == "2024-03-01 02:00:00" and str(probe[0]["amount"]) == "1.500"
+    (exported,) = (tmp_path / "raw_billing" / "customers").rglob("*.parquet")
+    assert exported.parent.name == "_load_month=2024-03"  # the delivery month of its load
+    customers = {row["customer_id"]: row for row in pq.read_table(exported).to_pylist()}
+    assert customers["C1"]["id_number"] == "******1949******2*"  # birth year and sex digit only
+    assert customers["C1"]["id_number_pseudonym"] == privacy.pseudonym(person_id, key)
+    assert [customers["C1"][c] for c in ("customer_name", "phone", "address", "email")] == ["(withheld)"] * 3 + [""]
+    assert customers["C2"]["id_number_pseudonym"] == "abc" and customers["C2"]["phone"] is None
+    assert any("`id_number_pseudonym` string" in statement for statement in statements)
+    with psycopg.connect(fresh_database.url) as pg, pytest.raises(spark.SparkError, match="pseudonym keys"):
+        spark.export_to_spark(pg, statements.append, tmp_path / "again", progress=lambda line: None)
+
+
 # -- PostgreSQL and the local Spark cluster, same data -----------------------------------------------
 def _dbt(env: dict[str, str], target: Path, *args: str) -> float:
     started = time.monotonic()
@@ -149,7 +205,8 @@ def engines(session_warehouse, tmp_path_factory):
             endpoint = cluster.up(progress=lambda line: print(line, flush=True))
             timings["cluster_up_s"] = round(time.monotonic() - started, 1)
             started = time.monotonic()
-            with psycopg.connect(conn.url) as pg, spark.connect(endpoint) as cursor:
+            # With the keys, as `gridcredit spark sync`: personal columns are pseudonymised in PostgreSQL.
+            with psycopg.connect(conn.url, options=privacy.pg_options()) as pg, spark.connect(endpoint) as cursor:
                 spark.export_to_spark(pg, cursor.execute, spark.raw_location(home), progress=print)
             timings["export_s"] = round(time.monotonic() - started, 1)
             patch.setenv("GRIDCREDIT_DBT_TARGET", "spark")
@@ -159,7 +216,14 @@ def engines(session_warehouse, tmp_path_factory):
             _dbt(spark_env, base / "dbt-spark", *BUILD_ALL)
             timings["spark_dbt_s"] = round(time.monotonic() - started, 1)
             print("timings (s):", timings)
-            yield {"conn": conn, "endpoint": endpoint, "base": base, "home": home, "cluster": cluster}
+            yield {
+                "conn": conn,
+                "endpoint": endpoint,
+                "base": base,
+                "home": home,
+                "cluster": cluster,
+                "spark_env": spark_env,
+            }
         finally:
             cluster.down()
     with psycopg.connect(admin.url, autocommit=True) as pg:
@@ -204,11 +268,67 @@ def test_marts_equal_on_postgres_and_spark(engines):
     assert not failures, "\n".join(failures)
 
 
-def test_pseudonym_key_reaches_spark_only_as_a_session_setting(engines):
-    """Spark computes the same keyed pseudonyms as PostgreSQL and Python's hmac, and the key is in no file
-    that dbt or the cluster wrote (target/, dbt logs, Spark logs, Thrift operation logs)."""
+def test_export_pseudonymises_every_personal_column_of_the_contract():
+    """Every ``personal: true`` column of ingestion/contract.yaml leaves PostgreSQL pseudonymised or withheld."""
+    from gridcredit.ingestion.contract import load_contract
+
+    personal = {
+        (spec.raw_schema, spec.name, column.name)
+        for spec in load_contract().tables
+        for column in spec.columns
+        if column.personal
+    }
+    assert len(personal) >= 8
+    for schema, table, column in personal:
+        outputs = dict(spark._exported_columns(schema, table, [column, "_load_id"]))
+        assert outputs["_load_id"] == 'raw."_load_id"'
+        assert outputs[column] != f'raw."{column}"', f"{schema}.{table}.{column} would leave in clear"
+        if spark.personal_columns(schema, table)[column] == "pseudonymised":
+            assert "current_setting('gridcredit.pseudonym_ikey')" in outputs[column + spark.PSEUDONYM_SUFFIX]
+
+
+def _clear_personal_values(pg) -> set[str]:
+    """Every clear personal value of the raw layer (contract columns marked personal), except
+    organisations' names, which the registry holds as business data (enterprise_name)."""
+    values: set[str] = set()
+    for schema, table in pg.execute(
+        "select table_schema, table_name from information_schema.tables where table_schema like 'raw\\_%'"
+    ).fetchall():
+        for column in spark.personal_columns(schema, table):
+            person_only = " and customer_kind = 'person'" if (table, column) == ("customers", "customer_name") else ""
+            values.update(
+                value
+                for (value,) in pg.execute(
+                    f'select distinct "{column}" from "{schema}"."{table}" '
+                    f"where coalesce(\"{column}\", '') <> '' and \"{column}\" not like 'purged:%%'{person_only}"
+                ).fetchall()
+            )
+    return values
+
+
+def _spark_string_cells(folders: list[Path]) -> dict[str, set[str]]:
+    """Distinct string values of every column of every Parquet file under the folders (the cluster's
+    warehouse: seeds, models; the exported raw layer), by file/column."""
+    import pyarrow.parquet as pq
+
+    cells: dict[str, set[str]] = {}
+    for folder in folders:
+        for path in folder.rglob("*.parquet"):
+            table = pq.read_table(path)
+            for name, column in zip(table.column_names, table.columns, strict=True):
+                if str(column.type) in ("string", "large_string"):
+                    cells[f"{path.relative_to(folder)}:{name}"] = {v for v in column.to_pylist() if v}
+    return cells
+
+
+def test_no_clear_personal_value_or_key_reaches_spark(engines):
+    """Clear personal values stay in PostgreSQL: Spark's tables (raw export, seeds, models) hold none,
+    only masked values and the pseudonyms PostgreSQL computed, which equal Python's hmac. The key never
+    reaches Spark: not in the dbt environment of the Spark target, not in the error of a statement that
+    fails to parse, and in no file dbt or the cluster wrote."""
     key = bytes.fromhex(PSEUDONYM_KEY)
-    secrets = [PSEUDONYM_KEY, *privacy.dbt_secret_env(key).values()]
+    secrets = [PSEUDONYM_KEY, *privacy.pg_options(key).replace("-c ", "").replace("=", " ").split()[1::2]]
+    assert all(len(secret) == 128 for secret in secrets[1:])
     statement = "select customer_id, id_number_key from staging.stg_billing__customers"
     with spark.connect(engines["endpoint"]) as cursor:
         _, on_spark = spark.fetch_rows(cursor, statement)
@@ -218,13 +338,53 @@ def test_pseudonym_key_reaches_spark_only_as_a_session_setting(engines):
             "select customer_id, id_number from raw_billing.customers where id_number <> '' "
             "order by _load_id desc, _line_number desc limit 1"  # a latest delivery: the one staging keeps
         ).fetchone()
+        clear = _clear_personal_values(pg)
     assert sorted(on_spark) == sorted(on_postgres) and len(on_spark) >= SPARK_CUSTOMERS
     assert dict(on_spark)[customer_id] == privacy.pseudonym(id_number, key)
-    base = engines["base"]
+
+    # The scan can find what it looks for: the raw layer in PostgreSQL holds clear IDs and phones.
+    assert len(clear) > 2 * SPARK_CUSTOMERS
+    assert {kind for value in clear for kind, _ in privacy.find_personal_values(value)} == {"resident_id", "phone"}
     spark_base = engines["home"] / "spark"
-    # dbt's files, the cluster's logs, Thrift operation logs, the metastore (view texts) and the tables.
+    cells = _spark_string_cells([spark_base / "warehouse", spark.raw_location(engines["home"])])
+    exported_ids = next(v for k, v in cells.items() if "raw_billing/customers/" in k and k.endswith(":id_number"))
+    assert len(exported_ids) >= SPARK_CUSTOMERS // 2 and all("*" in value for value in exported_ids)
+    leaks = sorted(
+        f"{where}: {privacy._mask(value)}"
+        for where, values in cells.items()
+        for value in values
+        if value in clear or privacy.find_personal_values(value)
+    )
+    assert len(cells) > 100 and not leaks, f"clear personal values on Spark: {leaks[:10]}"
+
+    # The Spark target's environment carries no key, and a statement that fails to parse (naming the
+    # settings the key once travelled in) echoes none.
+    spark_env = engines["spark_env"]
+    assert not [name for name, value in spark_env.items() if any(secret in value for secret in secrets)]
+    base = engines["base"]
+    failed = subprocess.run(
+        [
+            DBT,
+            "show",
+            "--inline",
+            "select '${gridcredit.pseudonym_ikey}' as k frm where",
+            "--target-path",
+            str(base / "dbt-spark"),
+            "--log-path",
+            str(base / "dbt-spark" / "logs"),
+        ],
+        cwd=settings.DBT_PROJECT_DIR,
+        env=spark_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert failed.returncode != 0 and "PARSE_SYNTAX_ERROR" in failed.stdout + failed.stderr, failed.stdout[-3000:]
+    assert not any(secret in failed.stdout + failed.stderr for secret in secrets)
+
+    # dbt's files, the cluster's logs, Thrift operation logs, the metastore, the tables and the raw export.
     folders = [base / "dbt-spark", base / "dbt-pg"]
-    folders += [spark_base / name for name in ("logs", "metastore_db", "warehouse")]
+    folders += [spark_base / name for name in ("logs", "metastore_db", "warehouse", "raw")]
     scanned = 0
     for folder in folders:
         for path in folder.rglob("*"):
@@ -234,7 +394,7 @@ def test_pseudonym_key_reaches_spark_only_as_a_session_setting(engines):
                 assert not any(secret.encode() in text for secret in secrets), f"pseudonym key found in {path}"
     assert scanned > 10
     compiled = (base / "dbt-spark" / "compiled").rglob("stg_billing__customers.sql")
-    assert any("${gridcredit.pseudonym_ikey}" in path.read_text() for path in compiled)
+    assert any("deduplicated.id_number_pseudonym" in path.read_text() for path in compiled)
 
 
 def test_superset_reads_the_spark_marts(engines, tmp_path_factory):

@@ -34,28 +34,15 @@
 {%- endmacro %}
 
 {#-
-    Spark: the same HMAC from the same padded keys, which reach the session as Spark SQL settings
-    (dbt_project/profiles.yml `server_side_parameters`, filled from DBT_ENV_SECRET_* variables that
-    `gridcredit dbt` sets and dbt masks in its logs). `${...}` is Spark's variable substitution: the
-    compiled SQL names the settings, the server puts the values in when it parses the statement.
-    An unset setting substitutes as '', so a session without the keys fails (raise_error) instead of
-    producing unkeyed pseudonyms.
+    Spark: the pseudonym is computed by PostgreSQL, with the key, when `gridcredit spark sync` exports
+    the raw layer: the clear identifying value never leaves PostgreSQL (it arrives masked) and the key
+    never reaches Spark. The export puts the pseudonym next to the column as `<column>_pseudonym`
+    (gridcredit/spark.py export_to_spark, ADR 0093), so this reads that column; it takes a column
+    reference only.
 -#}
 {% macro spark__pseudonymise(column_expression) -%}
-    case
-        when {{ column_expression }} is null or {{ column_expression }} = '' then null
-        when length('${gridcredit.pseudonym_ikey}') <> 128 or length('${gridcredit.pseudonym_okey}') <> 128
-            then raise_error('pseudonymise: the pseudonym keys are not set in this Spark session (run dbt through gridcredit dbt)')
-        when {{ column_expression }} like 'purged:%' then substring({{ column_expression }}, 8)
-        else lower(sha2(
-            concat(
-                unhex('${gridcredit.pseudonym_okey}'),
-                unhex(sha2(
-                    concat(unhex('${gridcredit.pseudonym_ikey}'), encode(upper(trim({{ column_expression }})), 'UTF-8')),
-                    256
-                ))
-            ),
-            256
-        ))
-    end
+    {%- if not modules.re.match('^[A-Za-z_][A-Za-z0-9_]*([.][A-Za-z_][A-Za-z0-9_]*)?$', column_expression) -%}
+        {{ exceptions.raise_compiler_error("pseudonymise on Spark takes a column reference (its exported pseudonym is read), got: " ~ column_expression) }}
+    {%- endif -%}
+    {{ column_expression }}_pseudonym
 {%- endmacro %}

@@ -2,10 +2,6 @@
 -- pseudonymous account number and coarse attributes go on. Birth year and gender are read from the
 -- resident ID number (GB 11643: digits 7-10 birth year, digit 17 odd = male) and the ID itself is
 -- replaced by a pseudonym (see macros/utils/pseudonymise.sql: the keyed-hash seam).
--- A table on Spark, a view elsewhere: Spark substitutes the pseudonym keys into the statement before
--- parsing it, and a view would keep them in its stored text in the metastore (docs/SPARK.md).
-{{ config(materialized='table' if target.type == 'spark' else 'view') }}
-
 with
 
 source as (

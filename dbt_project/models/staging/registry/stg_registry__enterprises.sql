@@ -1,10 +1,6 @@
 -- The legal representative's name and ID number and the actual controller's ID number are personal
 -- data: only their pseudonyms leave staging, enough to find enterprises that share a legal
 -- representative or an actual controller (customer groups) without the clear ID.
--- A table on Spark, a view elsewhere: Spark substitutes the pseudonym keys into the statement before
--- parsing it, and a view would keep them in its stored text in the metastore (docs/SPARK.md).
-{{ config(materialized='table' if target.type == 'spark' else 'view') }}
-
 with
 
 source as (
