@@ -6,7 +6,8 @@ every seed:
   columns are all tested `not_null`; and every `unique` column is also `not_null`;
 - foreign key: a column named like another node's single-column key (`customer_id`, or a role
   prefix before it: `owner_enterprise_id`) has a `relationships` test;
-- amount (`*_amount*`): a sign rule (`sign_rule`, or `accepted_range` bounded at zero);
+- amount (`*_amount*`): a sign rule (`sign_rule`, or `accepted_range` bounded at zero), or the
+  declaration `config: meta: {sign: any}` where both signs are legitimate;
 - rate (`*_rate*`): `accepted_range` within [0, 1].
 Intermediate models are outside the rule: they are internal tables whose keys and values reach the
 marts, where they are tested (an intermediate duplicate is a mart duplicate).
@@ -124,11 +125,19 @@ def rule_gaps(manifest: dict) -> dict[tuple[str, str, str], str]:
                                  if column == key or column.endswith("_" + key) for owner in owners} - {name})
             if column not in own_keys and referenced and not has(uid, column, "relationships"):
                 gaps[(name, column, "relationships")] = f"no relationships test (key of {', '.join(referenced)})"
-            if AMOUNT.search(column) and not _has_sign_rule(tests[uid][column]):
+            if AMOUNT.search(column) and not _has_sign_rule(tests[uid][column]) \
+                    and not _declares_either_sign(node["columns"][column]):
                 gaps[(name, column, "sign_rule")] = "amount without a sign rule"
             if RATE.search(column) and not _is_rate_range(tests[uid][column]):
                 gaps[(name, column, "rate_range")] = "rate without accepted_range [0, 1]"
     return gaps
+
+
+def _declares_either_sign(column: dict) -> bool:
+    """`config: meta: {sign: any}`: both signs are legitimate (a balance, a net amount). A declaration,
+    not a test: a sign_rule that accepts every value could never fail."""
+    meta = {**(column.get("meta") or {}), **((column.get("config") or {}).get("meta") or {})}
+    return meta.get("sign") == "any"
 
 
 def _has_sign_rule(named: dict) -> bool:
