@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -202,8 +203,6 @@ def run_dbt_streamed(args: list[str], conn: warehouse.Connection, stage: str, co
 def dbt_target_path(env: dict[str, str] | None = None) -> Path:
     """Where dbt writes its artifacts (run_results.json, sources.json): DBT_TARGET_PATH when set
     (the benchmark sets it), else the project's target/."""
-    import os
-
     value = (env if env is not None else os.environ).get("DBT_TARGET_PATH")
     if not value:
         return settings.DBT_PROJECT_DIR / "target"
@@ -376,8 +375,6 @@ RESUMABLE_STAGES = ("dbt", "score", "dbt_after_scoring")
 
 def code_fingerprint() -> str:
     """sha256 of the dbt project and ML code and configuration: a resumed stage must be the same work."""
-    import os
-
     digest = hashlib.sha256()
     roots = [settings.DBT_PROJECT_DIR / d for d in ("models", "macros", "seeds", "tests", "snapshots")]
     roots += [settings.DBT_PROJECT_DIR / "dbt_project.yml", settings.DBT_PROJECT_DIR / "selectors.yml"]

@@ -32,9 +32,6 @@ from gridcredit.ingestion import loader
 
 CONTRACT = Path(__file__).resolve().parents[2] / "ingestion" / "contract.yaml"
 
-# The ledger, rejects and manifest totals exactly as ingestion creates them (one definition).
-LEDGER_DDL = loader.LEDGER_DDL
-
 # Event-dated tables: the column whose month places a row in a monthly increment.
 EVENT_MONTH_COLUMN = {
     ("billing", "customer_changes"): "effective_date",
@@ -373,7 +370,7 @@ def contract_tables() -> dict[tuple[str, str], list[str]]:
 
 
 def ensure_schema(pg: psycopg.Connection) -> None:
-    pg.execute(LEDGER_DDL)
+    pg.execute(loader.LEDGER_DDL)  # the ledger, rejects and manifest totals as ingestion creates them
     for (system, table), columns in contract_tables().items():
         pg.execute(f"create schema if not exists raw_{system}")
         defs = ", ".join(f'"{c}" text' for c in columns)
