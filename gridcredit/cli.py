@@ -387,6 +387,13 @@ def run_command(
             " (same code, data and loads, nothing published since). --no-resume rebuilds everything."
         ),
     ] = True,
+    retrain: Annotated[
+        bool,
+        typer.Option(
+            help="Train a new version of every ML model in this run, whatever the retrain cadence says"
+            " (ml/config.yaml discipline.retrain_every_months; the promotion gate still decides)."
+        ),
+    ] = False,
 ) -> None:
     """Run the pipeline: ingest DIR when given, build and test in the build area, publish in one switch."""
     from gridcredit.pipeline import PipelineError, run_pipeline
@@ -394,7 +401,7 @@ def run_command(
     conn = warehouse.ensure_running()
     try:
         with pipeline_lock("run", conn):
-            run_pipeline(conn, data=data, encoding=encoding, console=console, resume=resume)
+            run_pipeline(conn, data=data, encoding=encoding, console=console, resume=resume, retrain=retrain)
     except PipelineBusyError as error:
         raise _fail(str(error), 75) from error
     except PipelineError as error:

@@ -328,14 +328,16 @@ def _stage_spark_sync(conn: warehouse.Connection, console: Console) -> str:
     return f"{sum(written.values()):,} rows to {endpoint.url}"
 
 
-def _stage_score(conn: warehouse.Connection, console: Console) -> StageOutcome:
+def _stage_score(conn: warehouse.Connection, console: Console, retrain: bool = False) -> StageOutcome:
     from gridcredit import access
     from gridcredit.ml.scoring import score_all
 
+    began = time.perf_counter()
     if access.stage_role("ml"):
         # The ML role reads the feature marts dbt just built in the build area: their grants first.
         access.apply(conn)
-    result = score_all(conn, console, publish=False, read_build_area=True, work_as="ml")
+    grants_s = round(time.perf_counter() - began, 3)
+    result = score_all(conn, console, publish=False, read_build_area=True, work_as="ml", retrain=retrain)
     # The ledger keeps, per model, whether it trained and its step times and rows (compact JSON,
     # read by bench/bench_pipeline.py for the training and scoring figures of the run).
     models = {
@@ -355,7 +357,8 @@ def _stage_score(conn: warehouse.Connection, console: Console) -> StageOutcome:
     }
     staged = sum(sum(model["rows"].values()) for model in models.values())
     written = staged + sum(result.get("monitoring_rows", {}).values())
-    return StageOutcome(json.dumps({"models": models}, separators=(",", ":"), default=str), written)
+    detail = {"models": models, "timings": {"grants_s": grants_s, **result.get("timings", {})}}
+    return StageOutcome(json.dumps(detail, separators=(",", ":"), default=str), written)
 
 
 def _stage_publish(conn: warehouse.Connection, console: Console, run_id: int) -> StageOutcome:
@@ -460,9 +463,17 @@ def _summary(conn: warehouse.Connection) -> list[tuple[str, int]]:
 
 
 def run_pipeline(
-    conn: warehouse.Connection, data: Path | None, encoding: str | None, console: Console, resume: bool = True
+    conn: warehouse.Connection,
+    data: Path | None,
+    encoding: str | None,
+    console: Console,
+    resume: bool = True,
+    retrain: bool = False,
 ) -> list[StageResult]:
-    """Run every stage that exists; raise PipelineError naming the failed stage."""
+    """Run every stage that exists; raise PipelineError naming the failed stage.
+
+    ``retrain``: the score stage trains every model now instead of on its cadence (ADR 0035).
+    """
     if data is not None and not (data / "manifest.json").exists():
         raise PipelineError(f"{data} holds no manifest.json: not an extract folder")
     ledger = RunLedger(conn, "run", data)
@@ -484,7 +495,7 @@ def run_pipeline(
     else:
         stages.append(("freshness", lambda: _stage_freshness(conn, console)))
         stages.append(("dbt", lambda: _stage_dbt(conn, console, DBT_BEFORE_SCORING, "dbt")))
-        stages.append(("score", lambda: _stage_score(conn, console)))
+        stages.append(("score", lambda: _stage_score(conn, console, retrain)))
         stages.append(("dbt_after_scoring", lambda: _stage_dbt(conn, console, DBT_AFTER_SCORING, "dbt_after_scoring")))
         stages.append(("publish", lambda: _stage_publish(conn, console, ledger.run_id)))
 

@@ -55,9 +55,17 @@ def score_command(
             help="Simulator truth folder for extra metrics (default: truth/ next to the latest loaded extract)."
         ),
     ] = None,
+    retrain: Annotated[
+        bool,
+        typer.Option(
+            help="Train a new version of every model now, whatever discipline.retrain_every_months says"
+            " (the promotion gate still decides)."
+        ),
+    ] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the run summary as JSON here.")] = None,
 ) -> None:
-    """Train or reuse, gate, score and monitor every model; publish to schema `ml` in one atomic switch."""
+    """Train (on the retrain cadence) or reuse, gate, score and monitor every model; publish to schema `ml`
+    in one atomic switch."""
     from gridcredit import access
     from gridcredit.ml.config import ConfigError
     from gridcredit.ml.scoring import score_all
@@ -76,6 +84,7 @@ def score_command(
                 rescore=rescore,
                 truth_dir=truth,
                 work_as="ml",
+                retrain=retrain,
             )
     except PipelineBusyError as error:
         raise _fail(str(error), 75) from error

@@ -138,6 +138,9 @@ def validate_config(cfg: dict) -> dict:
         for key in ("metric", "higher_is_better", "tolerance"):
             _require(gate, key, f"discipline.promotion.{name}")
         _number(gate["tolerance"], f"discipline.promotion.{name}.tolerance", 0, 1)
+    every = _number(disc.get("retrain_every_months", 1), "discipline.retrain_every_months", 1, 120)
+    if every != int(every):
+        raise ConfigError("ml config: discipline.retrain_every_months must be a whole number of months")
     credit = cfg["credit_score"]
     for key in ("pdo", "base_odds"):
         if _number(_require(credit, key, "credit_score"), f"credit_score.{key}") <= 0:
@@ -205,5 +208,13 @@ def deep_merge(base: dict, extra: dict) -> dict:
 
 
 def config_fingerprint(cfg: dict) -> str:
-    """sha256 of the configuration's canonical JSON."""
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()
+    """sha256 of the configuration's canonical JSON.
+
+    The retrain cadence (``discipline.retrain_every_months``) is left out: it says when to train,
+    not how, so changing it does not by itself make a new model version (ADR 0035).
+    """
+    canonical = {**cfg, "discipline": {k: v for k, v in (cfg.get("discipline") or {}).items() if k != RETRAIN_KEY}}
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, default=str).encode()).hexdigest()
+
+
+RETRAIN_KEY = "retrain_every_months"

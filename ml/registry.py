@@ -103,7 +103,7 @@ def promotion_decision(
 def get_run(pg: psycopg.Connection, run_id: str) -> dict | None:
     row = pg.execute(
         "select run_id, model_name, model_version, status, status_reason, metrics, parameters, created_at, "
-        "is_current, compared_with_run_id from ml.model_runs where run_id = %s",
+        "is_current, compared_with_run_id, code_fingerprint, config_fingerprint from ml.model_runs where run_id = %s",
         [run_id],
     ).fetchone()
     if row is None:
@@ -119,6 +119,8 @@ def get_run(pg: psycopg.Connection, run_id: str) -> dict | None:
         "created_at",
         "is_current",
         "compared_with_run_id",
+        "code_fingerprint",
+        "config_fingerprint",
     )
     return dict(zip(keys, row, strict=True))
 
@@ -127,6 +129,84 @@ def current_run(pg: psycopg.Connection, model_name: str) -> dict | None:
     """The version currently used to score new months (null if none was promoted)."""
     row = pg.execute("select run_id from ml.model_runs where model_name = %s and is_current", [model_name]).fetchone()
     return get_run(pg, row[0]) if row else None
+
+
+def last_trained_run(pg: psycopg.Connection, model_name: str) -> dict | None:
+    """The model's latest trained version, promoted or rejected: where the retrain cadence counts from."""
+    row = pg.execute(
+        "select run_id from ml.model_runs where model_name = %s order by created_at desc, run_id desc limit 1",
+        [model_name],
+    ).fetchone()
+    return get_run(pg, row[0]) if row else None
+
+
+@dataclass(frozen=True)
+class RetrainDecision:
+    retrain: bool
+    reason: str
+
+
+def retrain_decision(
+    *,
+    current: dict | None,
+    last_trained: dict | None,
+    latest_month: str,
+    code_fingerprint: str,
+    config_fingerprint: str,
+    every_months: int,
+    forced: bool = False,
+) -> RetrainDecision:
+    """Whether this run trains a new version or scores the new months with the current one (ADR 0035).
+
+    A new version is trained when asked (``forced``: ``--retrain``), when there is no current
+    version, when the code or configuration changed since the last training, when the data ends
+    before the month the last training saw, and on the cadence: ``every_months`` after the last
+    training (``data_last_month`` in its parameters, ``YYYY-MM``). A drifting score (PSI of the
+    current version past the "act" threshold) is checked after scoring, in the scoring step.
+
+    Parameters
+    ----------
+    current, last_trained : dict or None
+        Run records (:func:`get_run`) of the current version and of the latest trained version
+        (the same run unless the latest training was rejected by the gate).
+    latest_month : str
+        Latest as-of month in the feature mart, ``YYYY-MM``.
+    code_fingerprint, config_fingerprint : str
+        Fingerprints of today's ML code and configuration.
+    every_months : int
+        The cadence (``discipline.retrain_every_months``); 1 retrains every new month.
+    forced : bool
+        True when the user asked for a retrain.
+    """
+    if forced:
+        return RetrainDecision(True, "retrain requested (--retrain)")
+    if current is None or last_trained is None:
+        return RetrainDecision(True, "no current version")
+    if last_trained.get("code_fingerprint") != code_fingerprint:
+        return RetrainDecision(True, "the ML code changed since the last training (code fingerprint)")
+    if last_trained.get("config_fingerprint") != config_fingerprint:
+        return RetrainDecision(True, "the ML configuration changed since the last training (config fingerprint)")
+    trained_on = (last_trained.get("parameters") or {}).get("data_last_month")
+    if not trained_on:
+        return RetrainDecision(True, "the last training recorded no data month")
+    moved = _month_number(latest_month) - _month_number(trained_on)
+    if moved < 0:
+        return RetrainDecision(True, f"the data ends at {latest_month}, before the last training's {trained_on}")
+    if moved >= every_months:
+        return RetrainDecision(
+            True,
+            f"scheduled: {moved} new month(s) since the last training on data to {trained_on} (every {every_months})",
+        )
+    return RetrainDecision(
+        False,
+        f"reused the current version: {moved} new month(s) since the last training on data to {trained_on}; "
+        f"next retrain after {every_months - moved} more (every {every_months})",
+    )
+
+
+def _month_number(month: str) -> int:
+    year, mon = map(int, str(month)[:7].split("-"))
+    return year * 12 + mon - 1
 
 
 def load_artifact(pg: psycopg.Connection, run_id: str):

@@ -1,6 +1,9 @@
 """`gridcredit score`: train (or reuse), gate, score, monitor and publish every model in one go.
 
-For each model: plan an out-of-time split on the feature mart, derive the run key (model +
+For each model: decide whether a new version is due (retrain cadence, fingerprints, ``--retrain``;
+ADR 0035). If not, score the as-of months without published rows with the current version
+(status ``reused``; a score PSI past the "act" threshold trains after all). Otherwise plan an
+out-of-time split on the feature mart, derive the run key (model +
 training window + fingerprint of data, code and configuration), reuse the stored model of an
 identical promoted run or train a new one, evaluate it on the test months, compare it with the
 current version on the same rows (promotion gate), and score the as-of months that have no
@@ -25,8 +28,16 @@ from threadpoolctl import threadpool_limits
 from gridcredit import warehouse
 from gridcredit.ml import arrears, consumption, credit, theft
 from gridcredit.ml import metrics as M
-from gridcredit.ml.config import MODEL_NAMES, config_fingerprint, load_config
-from gridcredit.ml.features import MONTH_INDEX, Dataset, load_dataset, month_index, read_sql_frame, table_exists
+from gridcredit.ml.config import MODEL_NAMES, RETRAIN_KEY, config_fingerprint, load_config
+from gridcredit.ml.features import (
+    MONTH_INDEX,
+    Dataset,
+    load_dataset,
+    month_from_index,
+    month_index,
+    read_sql_frame,
+    table_exists,
+)
 from gridcredit.ml.modelling import Plan, run_identity
 from gridcredit.ml.monitoring import grade_bad_rate, psi_month_over_month
 from gridcredit.ml.registry import (
@@ -37,8 +48,10 @@ from gridcredit.ml.registry import (
     dump_artifact,
     finish_attempt,
     get_run,
+    last_trained_run,
     load_artifact,
     promotion_decision,
+    retrain_decision,
     start_attempt,
 )
 from gridcredit.ml.schema import ensure_schema
@@ -57,8 +70,9 @@ SCORE_COLUMNS = {name: module.SCORE_COLUMN for name, module in MODULES.items()}
 @dataclass
 class ModelOutcome:
     model_name: str
-    status: str  # promoted | rejected | skipped
+    status: str  # promoted | rejected | skipped | reused (no training: the current version scored)
     reason: str
+    retrain_reason: str | None = None  # why this run trained (or, when reused, why it did not)
     run_id: str | None = None
     model_version: str | None = None
     scoring_run_id: str | None = None
@@ -131,15 +145,25 @@ class _Context:
         cfg: dict,
         code_fp: str,
         config_fp: str,
-        truth: pd.DataFrame | None,
+        truth_dir: Path | None,
         rescore: bool,
         started_at: datetime,
+        retrain: bool = False,
     ):
         self.pg, self.log, self.build, self.ds, self.cfg = pg, log, build, ds, cfg
-        self.code_fp, self.config_fp, self.truth = code_fp, config_fp, truth
-        self.rescore, self.started_at = rescore, started_at
+        self.code_fp, self.config_fp, self.truth_dir = code_fp, config_fp, truth_dir
+        self._truth: pd.DataFrame | None = None
+        self.rescore, self.started_at, self.retrain = rescore, started_at, retrain
         self.long: pd.DataFrame | None = None
         self.new_rows: dict[str, pd.DataFrame] = {}
+
+    @property
+    def truth(self) -> pd.DataFrame | None:
+        """The simulator's truth, read on first use: only evaluating a trained model needs it."""
+        if self._truth is None and self.truth_dir is not None:
+            self._truth = load_truth(self.truth_dir)
+            self.truth_dir = None if self._truth is None else self.truth_dir
+        return self._truth
 
 
 def _plan(name: str, ctx: _Context) -> Plan:
@@ -175,6 +199,7 @@ def _score(name: str, ctx: _Context, model, months) -> tuple[dict[str, pd.DataFr
 
 def _published_months(pg, table: str) -> set[int]:
     rows = pg.execute(sql.SQL("select distinct as_of_month from ml.{}").format(sql.Identifier(table))).fetchall()
+    pg.commit()
     return {int(month_index([r[0]])[0]) for r in rows}
 
 
@@ -214,10 +239,108 @@ def _flatten_metrics(metrics: dict) -> dict[str, float]:
     return flat
 
 
+def _stage_outputs(name: str, ctx: _Context, outputs: dict, months, scoring_run: str, scoring_version: str, outcome):
+    """Stage the scored months' rows (run id, version, first scoring time kept) in the build area."""
+    module = MODULES[name]
+    dates = sorted(ctx.ds.frame.loc[ctx.ds.frame[MONTH_INDEX].isin(months), ctx.ds.month_col].dt.date.unique())
+    kept = _scored_at(ctx, module.OUTPUT_TABLE, scoring_run, dates)
+    for table, frame in outputs.items():
+        if frame is None:
+            continue
+        frame = frame.copy()
+        frame["run_id"] = scoring_run
+        frame["model_version"] = scoring_version
+        frame["scored_at"] = [kept.get(d, ctx.started_at) for d in frame["as_of_month"]] if len(frame) else []
+        outcome.rows[table] = ctx.build.stage(table, frame, Scope.equals(as_of_month=dates))
+        ctx.new_rows[table] = frame
+    outcome.months_scored = [f"{d:%Y-%m}" for d in dates]
+
+
+def _score_drift(name: str, ctx: _Context, scored: pd.DataFrame) -> tuple[float | None, str | None]:
+    """Largest month-over-month PSI of the model's score in the newly scored months (against the
+    month before each: published or newly scored), and the month it occurs in."""
+    module = MODULES[name]
+    column = module.SCORE_COLUMN
+    if scored is None or scored.empty:
+        return None, None
+    if name == "consumption_forecast":
+        scored = scored[scored["horizon"] == 1]
+    new = pd.DataFrame({"as_of_month": pd.to_datetime(scored["as_of_month"]), column: scored[column].astype(float)})
+    first = new["as_of_month"].min()
+    extra = sql.SQL(" and horizon = 1") if name == "consumption_forecast" else sql.SQL("")
+    query = sql.SQL(
+        "select as_of_month, {c} from ml.{t} where as_of_month = "
+        "(select max(as_of_month) from ml.{t} where as_of_month < {first}{x}){x}"
+    ).format(c=sql.Identifier(column), t=sql.Identifier(module.OUTPUT_TABLE), first=sql.Literal(first.date()), x=extra)
+    previous = read_sql_frame(ctx.pg, query, dtypes={"as_of_month": "date", column: "float"})
+    ctx.pg.commit()
+    mon = ctx.cfg["monitoring"]
+    both = pd.concat([previous, new], ignore_index=True)
+    psi = psi_month_over_month(
+        both,
+        "as_of_month",
+        [column],
+        int(mon["psi_bins"]),
+        float(mon["psi_thresholds"]["investigate"]),
+        float(mon["psi_thresholds"]["act"]),
+    )
+    psi = psi[psi["as_of_month"] >= first].dropna(subset=["psi"])
+    if psi.empty:
+        return None, None
+    worst = psi.loc[psi["psi"].idxmax()]
+    return float(worst["psi"]), f"{pd.Timestamp(worst['as_of_month']):%Y-%m}"
+
+
+def _reuse_current(name: str, ctx: _Context, current: dict, reason: str, lap) -> tuple[ModelOutcome | None, str]:
+    """Score the months without published rows with the current version, without training.
+
+    Returns the outcome, or None and the reason to train after all (the artifact is missing or
+    the current version's score drifted past the PSI "act" threshold on the new months).
+    """
+    model = load_artifact(ctx.pg, current["run_id"])
+    ctx.pg.commit()
+    if model is None:
+        return None, f"the current version {current['run_id']} has no stored model"
+    if name == "consumption_forecast":
+        ctx.long = consumption.consumption_frame(ctx.ds, ctx.pg, ctx.cfg)
+    lap("load_model_s")
+    outcome = ModelOutcome(
+        model_name=name,
+        status="reused",
+        reason=reason,
+        retrain_reason=reason,
+        run_id=current["run_id"],
+        model_version=current["model_version"],
+        scoring_run_id=current["run_id"],
+        scoring_model_version=current["model_version"],
+        trained=False,
+        metrics=dict(current.get("metrics") or {}),
+    )
+    months = _months_to_score(name, ctx)
+    if not months:
+        return outcome, reason
+    outputs, notes = _score(name, ctx, model, months)
+    lap("score_s")
+    act = float(ctx.cfg["monitoring"]["psi_thresholds"]["act"])
+    # Drift is judged on the months new to this run (not on a --rescore of months already published).
+    published = _published_months(ctx.pg, MODULES[name].OUTPUT_TABLE)
+    scored = outputs.get(MODULES[name].OUTPUT_TABLE)
+    if scored is not None and len(scored) and published:
+        newest = month_from_index(max(published)).date()
+        scored = scored[pd.to_datetime(scored["as_of_month"]).dt.date > newest]
+    drift, month = _score_drift(name, ctx, scored)
+    lap("drift_s")
+    if drift is not None and drift >= act:
+        return None, f"the current version's score PSI {drift:.3f} in {month} passed the act threshold {act}"
+    outcome.notes.extend(notes)
+    _stage_outputs(name, ctx, outputs, months, current["run_id"], current["model_version"], outcome)
+    lap("stage_s")
+    return outcome, reason
+
+
 def run_model(name: str, ctx: _Context) -> ModelOutcome:
     began = time.perf_counter()
     cfg, pg, build = ctx.cfg, ctx.pg, ctx.build
-    module = MODULES[name]
     timings: dict[str, float] = {}
     clock = [time.perf_counter()]
 
@@ -226,12 +349,30 @@ def run_model(name: str, ctx: _Context) -> ModelOutcome:
         timings[step] = round(timings.get(step, 0.0) + now - clock[0], 3)
         clock[0] = now
 
+    current = current_run(pg, name)
+    due = retrain_decision(
+        current=current,
+        last_trained=last_trained_run(pg, name),
+        latest_month=f"{month_from_index(ctx.ds.latest_month):%Y-%m}",
+        code_fingerprint=ctx.code_fp,
+        config_fingerprint=ctx.config_fp,
+        every_months=int(cfg["discipline"].get(RETRAIN_KEY, 1)),
+        forced=ctx.retrain,
+    )
+    pg.commit()
+    retrain_reason = due.reason
+    if not due.retrain:
+        reused, retrain_reason = _reuse_current(name, ctx, current, due.reason, lap)
+        if reused is not None:
+            reused.timings = timings
+            reused.seconds = time.perf_counter() - began
+            return reused
+
     plan = _plan(name, ctx)
     lap("plan_s")
     ident = run_identity(name, plan, ctx.code_fp, ctx.config_fp)
     run_id = ident["run_id"]
     existing = get_run(pg, run_id)
-    current = current_run(pg, name)
     pg.commit()
     model, trained = None, False
     if existing is not None and existing["status"] == "promoted":
@@ -298,6 +439,7 @@ def run_model(name: str, ctx: _Context) -> ModelOutcome:
         scoring_model_version=scoring_version,
         trained=trained,
         metrics=metrics,
+        retrain_reason=retrain_reason,
     )
     months = _months_to_score(name, ctx) if scorer is not None else []
     if months:
@@ -305,18 +447,7 @@ def run_model(name: str, ctx: _Context) -> ModelOutcome:
         lap("score_s")
         outcome.notes.extend(notes)
         metrics["notes"].extend(notes)
-        dates = sorted(ctx.ds.frame.loc[ctx.ds.frame[MONTH_INDEX].isin(months), ctx.ds.month_col].dt.date.unique())
-        kept = _scored_at(ctx, module.OUTPUT_TABLE, scoring_run, dates)
-        for table, frame in outputs.items():
-            if frame is None:
-                continue
-            frame = frame.copy()
-            frame["run_id"] = scoring_run
-            frame["model_version"] = scoring_version
-            frame["scored_at"] = [kept.get(d, ctx.started_at) for d in frame["as_of_month"]] if len(frame) else []
-            outcome.rows[table] = build.stage(table, frame, Scope.equals(as_of_month=dates))
-            ctx.new_rows[table] = frame
-        outcome.months_scored = [f"{d:%Y-%m}" for d in dates]
+        _stage_outputs(name, ctx, outputs, months, scoring_run, scoring_version, outcome)
         lap("stage_s")
 
     # Run record (rewritten identically by a rerun with the same inputs).
@@ -340,7 +471,12 @@ def run_model(name: str, ctx: _Context) -> ModelOutcome:
                 "data_fingerprint": plan.data_fingerprint,
                 "code_fingerprint": ctx.code_fp,
                 "config_fingerprint": ctx.config_fp,
-                "parameters": {**(parameters or {}), "split": split},
+                # data_last_month: the latest as-of month this training saw; the retrain cadence counts from it.
+                "parameters": {
+                    **(parameters or {}),
+                    "split": split,
+                    "data_last_month": f"{month_from_index(ctx.ds.latest_month):%Y-%m}",
+                },
                 "metrics": metrics,
                 "status": outcome.status,
                 "status_reason": decision.reason,
@@ -509,6 +645,7 @@ def score_all(
     publish: bool = True,
     read_build_area: bool = False,
     work_as: str | None = None,
+    retrain: bool = False,
 ) -> dict:
     """Run every model and publish its outputs to the ``ml`` schema in one atomic switch.
 
@@ -538,6 +675,9 @@ def score_all(
         ``"ml"``: both sessions work as the ML stage's role (gridcredit_ml: reads the feature marts,
         writes ``ml`` and ``ml__build``; gridcredit/access.py), as `gridcredit run` does after
         applying the access rules. None: the login role.
+    retrain : bool
+        Train a new version of every selected model now, whatever the retrain cadence
+        (``discipline.retrain_every_months``) says; the promotion gate still decides.
 
     Returns
     -------
@@ -579,12 +719,14 @@ def score_all(
         ensure_schema(pg)
         pg.commit()
         close_interrupted_attempts(log)
+        steps: dict[str, float] = {}
+        clock = time.perf_counter()
         ds = load_dataset(pg, cfg)
         pg.commit()
-        truth = load_truth(truth_dir)
+        steps["load_features_s"] = round(time.perf_counter() - clock, 3)
         build = BuildArea(pg)
         build.reset()
-        ctx = _Context(pg, log, build, ds, cfg, code_fingerprint(), config_fp, truth, rescore, started_at)
+        ctx = _Context(pg, log, build, ds, cfg, code_fingerprint(), config_fp, truth_dir, rescore, started_at, retrain)
         outcomes: dict[str, ModelOutcome] = {}
         for name in selected:
             attempt = start_attempt(log, name, None)
@@ -600,19 +742,28 @@ def score_all(
                 finish_attempt(log, attempt, "failed", f"{type(error).__name__}: {error}")
                 raise
             else:
-                finish_attempt(log, attempt, outcome.status, outcome.reason, outcome.run_id)
+                message = outcome.reason
+                if outcome.status != "reused" and outcome.retrain_reason:
+                    message += f" [trained because: {outcome.retrain_reason}]"
+                finish_attempt(log, attempt, outcome.status, message, outcome.run_id)
             outcomes[name] = outcome
+        clock = time.perf_counter()
+        steps["models_s"] = round(clock - began - steps["load_features_s"], 3)
         monitoring_rows = stage_monitoring(ctx, outcomes) if not ds.frame.empty else {}
+        steps["monitoring_s"] = round(time.perf_counter() - clock, 3)
+        clock = time.perf_counter()
         if publish:
             published = build.publish()
         else:
             build.prepare()
             published = {}
+        steps["write_back_s"] = round(time.perf_counter() - clock, 3)
     summary = {
         "models": {name: asdict(o) for name, o in outcomes.items()},
         "monitoring_rows": monitoring_rows,
         "published_rows": published,
         "truth_dir": str(truth_dir) if truth_dir else None,
+        "timings": steps,  # whole-run steps; each model's own steps are in models[...]["timings"]
         "seconds": round(time.perf_counter() - began, 2),
     }
     print_summary(console, outcomes, published)

@@ -199,6 +199,54 @@ def test_training_again_from_scratch_writes_identical_scores(ml_db, fast_cfg, se
             pg.execute(f'drop database if exists "{name}" with (force)')
 
 
+def test_inside_the_cadence_a_new_month_is_scored_by_the_current_version_and_a_change_retrains(ml_db, fast_cfg):
+    """ADR 0035: between retrains nothing is trained, evaluated or gated; only the month without
+    published rows is scored, by the current version, and the attempt says why. A configuration
+    change (fingerprint) trains a new version at once."""
+    conn, _ = ml_db
+    with psycopg.connect(conn.url) as pg:
+        current = pg.execute(
+            "select run_id from ml.model_runs where model_name = 'credit_score' and is_current"
+        ).fetchone()[0]
+        runs_before = pg.execute("select count(*) from ml.model_runs").fetchone()[0]
+        latest = pg.execute("select max(as_of_month) from ml.credit_scores").fetchone()[0]
+        kept = pg.execute("select count(*) from ml.credit_scores where as_of_month = %s", [latest]).fetchone()[0]
+        pg.execute("delete from ml.credit_scores where as_of_month = %s", [latest])  # as when a new month arrives
+        pg.commit()
+    summary = score_all(conn, cfg=fast_cfg, models=["credit_score"])
+    outcome = summary["models"]["credit_score"]
+    assert outcome["status"] == "reused" and not outcome["trained"], outcome["reason"]
+    assert "reused the current version" in outcome["reason"]
+    assert outcome["scoring_run_id"] == current
+    assert outcome["months_scored"] == [f"{latest:%Y-%m}"]
+    assert not {"plan_s", "fit_s", "evaluate_s", "gate_s"} & set(outcome["timings"])
+    with psycopg.connect(conn.url) as pg:
+        assert pg.execute("select count(*) from ml.model_runs").fetchone()[0] == runs_before
+        assert pg.execute(
+            "select count(*), min(run_id), max(run_id) from ml.credit_scores where as_of_month = %s", [latest]
+        ).fetchone() == (kept, current, current)
+        assert pg.execute(
+            "select count(*) from ml.monitoring_psi where model_name = 'credit_score' and as_of_month = %s", [latest]
+        ).fetchone()[0] == 1
+        attempt = pg.execute(
+            "select outcome, run_id, message from ml.model_run_attempts where model_name = 'credit_score'"
+            " order by attempt_id desc limit 1"
+        ).fetchone()
+        assert attempt[:2] == ("reused", current) and "reused" in attempt[2]
+
+    changed = deep_merge(fast_cfg, {"credit_score": {"top_reasons": 2}})
+    summary = score_all(conn, cfg=changed, models=["credit_score"])
+    outcome = summary["models"]["credit_score"]
+    assert outcome["trained"] and outcome["status"] in ("promoted", "rejected")
+    assert "configuration changed" in outcome["retrain_reason"]
+    with psycopg.connect(conn.url) as pg:
+        assert pg.execute("select count(*) from ml.model_runs").fetchone()[0] == runs_before + 1
+    # `--retrain`: trained again although nothing changed (same run key: the stored model is reused)
+    summary = score_all(conn, cfg=changed, models=["credit_score"], retrain=True)
+    outcome = summary["models"]["credit_score"]
+    assert outcome["status"] != "reused" and outcome["retrain_reason"] == "retrain requested (--retrain)"
+
+
 def test_gate_keeps_the_current_model_when_the_new_one_is_worse(ml_db, fast_cfg):
     conn, _ = ml_db
     with psycopg.connect(conn.url) as pg:

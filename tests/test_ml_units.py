@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 
 from gridcredit.ml import metrics as M
-from gridcredit.ml.config import ConfigError, load_config, validate_config
+from gridcredit.ml.config import ConfigError, config_fingerprint, load_config, validate_config
 from gridcredit.ml.features import MONTH_INDEX, ColumnInfo, Dataset, discover_features, plain_label
 from gridcredit.ml.grades import apply_overrides, grade_for_score, points_to_score, score_from_probability
 from gridcredit.ml.modelling import labelled_plan
 from gridcredit.ml.monitoring import bin_shares, psi, psi_bin_edges, psi_flag, psi_from_shares
 from gridcredit.ml.reasons import format_value, occlusion_contributions, top_reasons
-from gridcredit.ml.registry import promotion_decision
+from gridcredit.ml.registry import promotion_decision, retrain_decision
 from gridcredit.ml.splits import InsufficientHistory, TimeSplit, out_of_time_split
 from gridcredit.ml.synthetic import make_marts
 
@@ -276,6 +276,68 @@ def test_gate_for_errors_is_relative():
 
 
 # -- reasons, features, metrics ---------------------------------------------------------------------
+# -- retrain cadence (ADR 0035) ---------------------------------------------------------------------
+def _trained(month: str | None, code: str = "c", config: str = "k") -> dict:
+    return {
+        "run_id": "arrears_warning-x",
+        "code_fingerprint": code,
+        "config_fingerprint": config,
+        "parameters": {"data_last_month": month} if month else {},
+    }
+
+
+def _due(latest: str, last: dict | None, current: dict | None = None, every: int = 3, **kw):
+    current = current if current is not None else last
+    return retrain_decision(
+        current=current,
+        last_trained=last,
+        latest_month=latest,
+        code_fingerprint=kw.pop("code", "c"),
+        config_fingerprint=kw.pop("config", "k"),
+        every_months=every,
+        **kw,
+    )
+
+
+def test_retrain_follows_the_cadence():
+    last = _trained("2024-12")
+    assert not _due("2024-12", last).retrain  # same data again
+    assert not _due("2025-01", last).retrain
+    reused = _due("2025-02", last)
+    assert not reused.retrain and "reused" in reused.reason and "next retrain after 1 more" in reused.reason
+    assert _due("2025-03", last).retrain  # three new months: scheduled
+    assert "scheduled" in _due("2025-03", last).reason
+    assert _due("2025-01", last, every=1).retrain  # monthly cadence: every new month trains
+    assert not _due("2024-12", last, every=1).retrain
+
+
+def test_retrain_is_forced_by_fingerprints_request_and_missing_history():
+    last = _trained("2024-12")
+    assert "code" in _due("2025-01", last, code="other").reason and _due("2025-01", last, code="other").retrain
+    assert _due("2025-01", last, config="other").retrain
+    assert _due("2025-01", last, forced=True).retrain
+    assert _due("2025-01", None).retrain  # no version yet
+    assert _due("2025-01", _trained(None)).retrain  # trained before the cadence was recorded
+    assert _due("2024-10", last).retrain  # the data ends before the last training's data
+
+
+def test_cadence_counts_from_the_last_training_even_when_it_was_rejected():
+    current, rejected = _trained("2024-09"), _trained("2024-12")
+    assert not _due("2025-01", rejected, current=current).retrain
+
+
+def test_retrain_cadence_is_validated_and_not_part_of_the_model_fingerprint(cfg):
+    other = copy.deepcopy(cfg)
+    other["discipline"]["retrain_every_months"] = 6
+    assert config_fingerprint(other) == config_fingerprint(cfg)  # when to train, not how
+    other["discipline"]["retrain_every_months"] = 0
+    with pytest.raises(ConfigError, match="retrain_every_months"):
+        validate_config(other)
+    other["discipline"]["retrain_every_months"] = 1.5
+    with pytest.raises(ConfigError, match="retrain_every_months"):
+        validate_config(other)
+
+
 def test_top_reasons_strongest_first_in_plain_words():
     contributions = np.array([[0.0, 12.4, 3.0], [0.2, 0.1, 0.0]])
     values = np.array([[1.0, 95.0, 0.456], [1.0, 2.0, 3.0]])

@@ -86,15 +86,49 @@ def test_rerun_without_new_data_gives_identical_published_tables(built_warehouse
 
 
 def test_run_with_an_increment_appends_the_month(built_warehouse, pipeline_increment):
+    """One more month inside the retrain cadence (ADR 0035): the score stage trains nothing and
+    scores only the new month, with each model's current version, and monitors it."""
     clone = clone_database(built_warehouse)
     try:
+        with psycopg.connect(clone.url) as pg:
+            current = dict(pg.execute("select model_name, run_id from ml.model_runs where is_current").fetchall())
+            runs_before = pg.execute("select count(*) from ml.model_runs").fetchone()[0]
+            last_month = pg.execute("select max(as_of_month) from ml.credit_scores").fetchone()[0]
+        assert current, "the full run promoted no model"
         result = _run(clone, "--data", str(pipeline_increment))
         assert result.returncode == 0, result.stderr[-3000:]
         with psycopg.connect(clone.url) as pg:
             loads = pg.execute(
                 "select count(*) from ops.load_ledger where status = 'loaded' and extract_kind = 'increment'"
             ).fetchone()[0]
+            score = pg.execute(
+                "select detail::jsonb from ops.pipeline_stage_runs where stage = 'score'"
+                " and run_id = (select max(run_id) from ops.pipeline_runs)"
+            ).fetchone()[0]
+            assert pg.execute("select count(*) from ml.model_runs").fetchone()[0] == runs_before
+            new_month = pg.execute("select max(as_of_month) from ml.credit_scores").fetchone()[0]
+            assert new_month > last_month
+            for model, table in (
+                ("credit_score", "credit_scores"),
+                ("arrears_warning", "arrears_warnings"),
+                ("theft_suspicion", "theft_suspicion"),
+            ):
+                if model in current:
+                    scored_by = pg.execute(
+                        f"select distinct run_id from ml.{table} where as_of_month = %s", [new_month]
+                    ).fetchall()
+                    assert scored_by == [(current[model],)], model
+            monitored = pg.execute(
+                "select count(distinct model_name) from ml.monitoring_psi"
+                " where variable_kind = 'score' and as_of_month = %s",
+                [new_month],
+            ).fetchone()[0]
         assert loads > 0
+        for model, outcome in score["models"].items():
+            if model in current:
+                assert outcome["status"] == "reused" and not outcome["trained"], (model, outcome)
+                assert "fit_s" not in outcome["timings"], (model, outcome["timings"])
+        assert monitored == len(current)
     finally:
         drop_database(clone)
 
