@@ -8,8 +8,11 @@ In one run, on the same warehouse:
     streamed in 1 MiB chunks, one transaction per file;
 (b) ``gridcredit ingest`` (``ingest_directory``) into a fresh database.
 
-Writes rows/s of both, the ratio (b)/(a), per-table figures, machine and git commit to
-``bench/results/ingest-<date>.json`` and ``bench/results/ingest-latest.json``.
+Writes rows/s of both, the ratio (b)/(a), the CPU seconds of each side (client and server,
+:class:`CpuSampler`) and their ratio, per-table figures, machine and git commit to
+``bench/results/ingest-<date>.json`` and ``bench/results/ingest-latest.json``. On a saturated
+machine the wall ratio tends to the CPU ratio; on an idle one the client's threads and the server
+overlap on the two cores.
 
     .venv/bin/python bench/bench_ingest.py --customers 2000 --months 12
     .venv/bin/python bench/bench_ingest.py --extract data/demo-3000x36-s42
@@ -27,12 +30,15 @@ import json
 import os
 import platform
 import random
+import resource
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
 
+import psutil
 import psycopg
 from rich.console import Console
 
@@ -140,6 +146,104 @@ def make_extract(out: Path, customers: int, months: int, seed: int) -> str:
 
 
 # -- measurements ------------------------------------------------------------------------------
+class CpuSampler:
+    """CPU seconds (user + system) of this process and of the database server over a block.
+
+    The server's figure is the sum, over the postmaster and every process under it (backends,
+    checkpointer, WAL writer, ...), of the CPU each process used while the block ran: every process
+    is read from ``/proc`` at the start, then every ``interval`` seconds in a thread, then at the end.
+    A process that ends between two samples loses at most its last ``interval`` of CPU (a COPY's
+    backend exits when its connection closes, before any "after" reading could see it: the postmaster's
+    reaped-children counters, used before, missed most of it). The sampling reads ``/proc`` directly
+    (psutil's process-tree walk reads every process of the machine: ~7 % of a core at this interval)
+    and its own CPU is taken out of the client's figure. Usage::
+
+        with CpuSampler(postmaster_pids) as cpu:
+            ...
+        cpu.client, cpu.server
+    """
+
+    TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def __init__(self, postmaster: list[int], interval: float = 0.05) -> None:
+        self.postmaster = postmaster
+        self.interval = interval
+        self.client = 0.0
+        self.server = 0.0
+        self.samples = 0
+        self._first: dict[tuple[int, int], float] = {}  # (pid, start time) -> CPU s at first sight
+        self._last: dict[tuple[int, int], float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._client_start = 0.0
+        self._own_cpu = 0.0  # the sampling's CPU, not the client's
+
+    @staticmethod
+    def _children(pid: int) -> list[int]:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            return []
+        if not os.path.exists(f"/proc/{pid}/task/{tasks[0]}/children"):  # a kernel without it
+            try:
+                return [c.pid for c in psutil.Process(pid).children()]
+            except psutil.Error:
+                return []
+        found = []
+        for task in tasks:
+            try:
+                found += [int(x) for x in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+            except (OSError, ValueError):
+                continue
+        return found
+
+    def _tree(self) -> list[int]:
+        pids, queue = [], list(self.postmaster)
+        while queue:
+            pid = queue.pop()
+            pids.append(pid)
+            queue += self._children(pid)
+        return pids
+
+    def _sample(self, at_start: bool = False) -> None:
+        for pid in self._tree():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # ended meanwhile
+            used = (int(fields[11]) + int(fields[12])) / self.TICKS  # utime, stime
+            key = (pid, int(fields[19]))  # start time: a reused pid is another process
+            # A process first seen after the start began inside the block: all its CPU counts.
+            self._first.setdefault(key, used if at_start else 0.0)
+            self._last[key] = used
+        self.samples += 1
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+        self._own_cpu += time.thread_time()
+
+    def _sample_here(self, at_start: bool = False) -> None:
+        began = time.thread_time()
+        self._sample(at_start)
+        self._own_cpu += time.thread_time() - began
+
+    def __enter__(self) -> CpuSampler:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self._client_start = usage.ru_utime + usage.ru_stime
+        self._sample_here(at_start=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample_here()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self.client = max(usage.ru_utime + usage.ru_stime - self._client_start - self._own_cpu, 0.0)
+        self.server = sum(self._last[key] - self._first[key] for key in self._last)
+
+
 def plain_copy(conn: warehouse.Connection, extract: Path) -> dict[str, dict]:
     contract = load_contract()
     manifest = json.loads((extract / "manifest.json").read_text())
@@ -186,6 +290,28 @@ def ingest(conn: warehouse.Connection, extract: Path) -> tuple[dict[str, dict], 
                         "timings": {k: round(v, 3) for k, v in f.timings.items()}}
                for f in summary.files}
     return figures, total
+
+
+def checkpoint(admin: warehouse.Connection) -> None:
+    """Write every dirty page now. Inside a CPU window this makes each side pay for its own data
+    reaching disk: plain COPY into a table created in an earlier transaction leaves its pages to the
+    checkpointer (which would otherwise run during the next measurement), the ingest's COPY FREEZE
+    into a partition of its own transaction syncs them at commit. Not part of any wall time."""
+    with psycopg.connect(admin.url, autocommit=True) as pg:
+        try:
+            pg.execute("checkpoint")
+        except psycopg.errors.InsufficientPrivilege:  # another server's login: its CPU is not measured
+            pass
+
+
+def postmaster_pids() -> list[int]:
+    """The embedded server's postmaster (none when WAREHOUSE_URL names another server)."""
+    if warehouse.external_url():
+        return []
+    try:
+        return [int((warehouse.EmbeddedServer().data_dir / "postmaster.pid").read_text().splitlines()[0])]
+    except (OSError, ValueError, IndexError):
+        return []
 
 
 def machine() -> dict:
@@ -235,9 +361,15 @@ def main() -> None:
             for name in names.values():
                 pg.execute(f'create database "{name}"')
             version = pg.execute("show server_version").fetchone()[0]
+        postmaster = postmaster_pids()
         try:
-            copy_figures = plain_copy(server.with_dbname(names["copy"]), extract)
-            ingest_figures, ingest_total = ingest(server.with_dbname(names["ingest"]), extract)
+            checkpoint(admin)
+            with CpuSampler(postmaster) as copy_cpu:
+                copy_figures = plain_copy(server.with_dbname(names["copy"]), extract)
+                checkpoint(admin)
+            with CpuSampler(postmaster) as ingest_cpu:
+                ingest_figures, ingest_total = ingest(server.with_dbname(names["ingest"]), extract)
+                checkpoint(admin)
         finally:
             if not args.keep:
                 with psycopg.connect(admin.url, autocommit=True) as pg:
@@ -263,6 +395,12 @@ def main() -> None:
         "ingest": {"seconds": round(ingest_seconds, 3), "rows_per_s": round(rows / ingest_seconds),
                    "wall_seconds_incl_setup": round(ingest_total, 3)},
         "ratio": round(copy_seconds / ingest_seconds, 3),
+        # CPU seconds of each side (this process; the server's processes, None for an external
+        # server): on a saturated machine the wall ratio tends to the ratio of total CPU.
+        "cpu_s": {side: {"client": round(s.client, 2), "server": round(s.server, 2) if postmaster else None}
+                  for side, s in (("plain_copy", copy_cpu), ("ingest", ingest_cpu))},
+        "cpu_ratio": (round((copy_cpu.client + copy_cpu.server) / (ingest_cpu.client + ingest_cpu.server), 3)
+                      if postmaster else None),
         "load_average": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
         "target_ratio": 0.7,
         "tables": tables,
@@ -273,6 +411,8 @@ def main() -> None:
     (RESULTS / "ingest-latest.json").write_text(text)
     print(f"plain COPY {result['plain_copy']['rows_per_s']:,} rows/s, ingest "
           f"{result['ingest']['rows_per_s']:,} rows/s, ratio {result['ratio']:.2f} (target 0.7); "
+          f"CPU s client+server: COPY {copy_cpu.client:.2f}+{copy_cpu.server:.2f}, ingest "
+          f"{ingest_cpu.client:.2f}+{ingest_cpu.server:.2f}; "
           f"load average {load_before[0]} before, {result['load_average']['after'][0]} after")
     for rel, t in tables.items():
         print(f"  {rel:32s} {t['rows']:>10,} rows  copy {t['copy']['rows_per_s']:>9,}/s  "

@@ -39,7 +39,6 @@ import json
 import math
 import os
 import re
-import resource
 import shutil
 import signal
 import socket
@@ -219,42 +218,6 @@ def run_sampled(command: list[str], env: dict[str, str], log: Path, extra_roots:
         "peak_processes": sampler.peak_processes,
         "samples": sampler.samples,
     }
-
-
-def cpu_seconds(postmaster: list[int], settle_s: float = 10.0) -> tuple[float, float]:
-    """(this process's CPU seconds, the database server's): user + system, all threads.
-
-    The server's is the postmaster's own, its live children's (backends, checkpointer, WAL writer)
-    and its reaped children's (a backend that ended): deltas of it cover a connection that closed,
-    once the postmaster has reaped it, so first wait (up to `settle_s`) until no client backend
-    is left (a backend still exiting would be counted nowhere).
-    """
-    deadline = time.monotonic() + settle_s
-    while postmaster and time.monotonic() < deadline:
-        try:
-            backends = [
-                c for c in psutil.Process(postmaster[0]).children() if "127.0.0.1" in " ".join(c.cmdline())
-            ]
-        except psutil.Error:
-            backends = []
-        if not backends:
-            break
-        time.sleep(0.1)
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    client = usage.ru_utime + usage.ru_stime
-    server = 0.0
-    for pid in postmaster:
-        try:
-            root = psutil.Process(pid)
-            times = root.cpu_times()
-            server += times.user + times.system + times.children_user + times.children_system
-            for child in root.children():
-                with contextlib.suppress(psutil.Error):
-                    times = child.cpu_times()
-                    server += times.user + times.system
-        except psutil.Error:
-            continue
-    return client, server
 
 
 def free_port() -> int:
@@ -584,20 +547,25 @@ def bench_scale(
     def copy_vs_ingest() -> None:
         # CPU seconds (this process + the server) beside the wall time: on a loaded machine the wall
         # ratio follows the CPU share each gets; the CPU ratio does not depend on the load.
+        # Each CPU window ends with a checkpoint (bench_ingest.checkpoint): each side pays for
+        # writing its own pages, none is left to the checkpointer during the other's window.
+        admin = db["base"].with_dbname("postgres")
         copy_db = create_database(db["base"], "bench_copy")
         try:
-            before = cpu_seconds(postmaster_pid(server))
-            copy_figures = bench_ingest.plain_copy(copy_db, extract)
-            after = cpu_seconds(postmaster_pid(server))
-            copy_cpu = [round(b - a, 2) for a, b in zip(before, after, strict=True)]
+            bench_ingest.checkpoint(admin)
+            with bench_ingest.CpuSampler(postmaster_pid(server)) as cpu:
+                copy_figures = bench_ingest.plain_copy(copy_db, extract)
+                bench_ingest.checkpoint(admin)
+            copy_cpu = [round(cpu.client, 2), round(cpu.server, 2)]
         finally:
             drop_database(copy_db)
         ingest_db = create_database(db["base"], "bench_ingest")
         try:
-            before = cpu_seconds(postmaster_pid(server))
-            ingest_figures, _ = bench_ingest.ingest(ingest_db, extract)
-            after = cpu_seconds(postmaster_pid(server))
-            ingest_cpu = [round(b - a, 2) for a, b in zip(before, after, strict=True)]
+            bench_ingest.checkpoint(admin)
+            with bench_ingest.CpuSampler(postmaster_pid(server)) as cpu:
+                ingest_figures, _ = bench_ingest.ingest(ingest_db, extract)
+                bench_ingest.checkpoint(admin)
+            ingest_cpu = [round(cpu.client, 2), round(cpu.server, 2)]
         finally:
             drop_database(ingest_db)
         rows = sum(f["rows"] for f in copy_figures.values())
