@@ -112,6 +112,19 @@ def validate_taiwan_command(
         int,
         typer.Option(help="Also cross-validate on the training cardholders only (0: skip; holdout untouched)."),
     ] = 0,
+    search: Annotated[
+        Path | None,
+        typer.Option(
+            help="Search the arrears booster settings declared in ml/taiwan_settings.yaml by cross-validation "
+            "on the training cardholders; write every candidate's CV AUC to this JSON and stop (holdout not read)."
+        ),
+    ] = None,
+    reuse_database: Annotated[
+        bool,
+        typer.Option(
+            help="Reuse the marts an earlier full run built in --database (skip convert, ingest, dbt, score)."
+        ),
+    ] = False,
 ) -> None:
     """Map the Taiwan credit default data into the billing extract, run ingest -> dbt -> ML in its own
     database, and report the arrears model's holdout AUC/KS against a plain GBM on the raw columns."""
@@ -120,10 +133,21 @@ def validate_taiwan_command(
     conn = warehouse.ensure_running()
     try:
         report = validate_taiwan(
-            conn, csv=csv, out=out, work_dir=work_dir, database=database, console=console, cv_folds=cv_folds
+            conn,
+            csv=csv,
+            out=out,
+            work_dir=work_dir,
+            database=database,
+            console=console,
+            cv_folds=cv_folds,
+            search=search,
+            reuse_database=reuse_database,
         )
     except (LookupError, RuntimeError, ValueError) as error:
         raise _fail(str(error)) from error
+    if search:
+        typer.echo(json.dumps({"chosen": report["chosen"], "n_candidates": report["n_candidates"]}, indent=2))
+        return
     typer.echo(json.dumps({k: report[k] for k in ("auc", "ks", "baseline_gbm_auc")}, indent=2))
 
 

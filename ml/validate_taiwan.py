@@ -59,6 +59,23 @@ def _recreate_database(conn: warehouse.Connection, database: str) -> warehouse.C
     return conn.with_dbname(database)
 
 
+def _model_features(ds, data: pd.DataFrame, rows: np.ndarray, cfg: dict) -> list[str]:
+    exclude = set((cfg.get("taiwan") or {}).get("exclude_features") or [])
+    return usable_features(data, rows, [f for f in ds.features if f not in exclude])[0]
+
+
+def _fit(X_train, y_train, features: list[str], cfg: dict, seed: int):
+    """The arrears estimator (production code path, ``arrears.fit_classifier``) with the settings in
+    ``cfg``; monotonic constraints from ``cfg['taiwan']`` when the search chose them."""
+    section = cfg["arrears_warning"]
+    params = dict(section["gbm"])
+    monotonic = (cfg.get("taiwan") or {}).get("monotonic") or {}
+    if monotonic:
+        params["monotonic_cst"] = _monotonic_vector(features, monotonic)
+    gbm, _ = arrears.fit_classifier(X_train, y_train, X_train[:0], y_train[:0], params, section["calibration"], seed)
+    return gbm
+
+
 def holdout_evaluation(ds, frame: pd.DataFrame, cfg: dict, seed: int = 0) -> dict:
     """Train the arrears model on non-holdout cardholders, test on the holdout's September rows."""
     from gridcredit.ingestion.taiwan import LABEL_COLUMN, MONTHS, customer_id, holdout_customers
@@ -74,21 +91,16 @@ def holdout_evaluation(ds, frame: pd.DataFrame, cfg: dict, seed: int = 0) -> dic
     months = data[MONTH_INDEX].to_numpy()
     train = np.flatnonzero(~in_holdout & labelled & (months <= september))
     test = np.flatnonzero(in_holdout & (months == september) & labelled)
-    section = cfg["arrears_warning"]
-    features, _ = usable_features(data, train, ds.features)
+    features = _model_features(ds, data, train, cfg)
     X = data[features].to_numpy(dtype=float)
     y = data[label].to_numpy(dtype=float)
-    gbm, _ = arrears.fit_classifier(
-        X[train], y[train], X[:0], y[:0], dict(section["gbm"]), section["calibration"], seed
-    )
+    gbm = _fit(X[train], y[train], features, cfg, seed)
     prob = gbm.predict_proba(X[test])[:, 1]
     result = {f"{k}": v for k, v in M.classification_metrics(y[test], prob).items()}
 
     # Out-of-time variant: learn only from April-August (labels from the repayment status).
     oot = np.flatnonzero(~in_holdout & labelled & (months < september))
-    gbm_oot, _ = arrears.fit_classifier(
-        X[oot], y[oot], X[:0], y[:0], dict(section["gbm"]), section["calibration"], seed
-    )
+    gbm_oot = _fit(X[oot], y[oot], features, cfg, seed)
     prob_oot = gbm_oot.predict_proba(X[test])[:, 1]
     result["auc_out_of_time"] = M.auc(y[test], prob_oot)
     result["ks_out_of_time"] = M.ks(y[test], prob_oot)
@@ -120,14 +132,12 @@ def holdout_evaluation(ds, frame: pd.DataFrame, cfg: dict, seed: int = 0) -> dic
     return result
 
 
-def training_cross_validation(ds, frame: pd.DataFrame, cfg: dict, folds: int = 5, seed: int = 0) -> dict:
-    """AUC of the arrears model by cross-validation on the training cardholders only.
+def _training_folds(ds, frame: pd.DataFrame, folds: int, seed: int):
+    """Row positions (fit, test) of each fold of the training cardholders; the holdout is never used.
 
-    The holdout is never touched: the 70% of cardholders outside it are split into ``folds``
-    folds stratified by the default label (seed ``seed``); the model (production features and
-    settings) learns from every labelled month of the other folds and is tested on the fold's
-    September rows. This is the figure to compare mapping or feature choices on, before the
-    holdout is read (ADR 0033).
+    The 70% of cardholders outside the holdout are split into ``folds`` folds stratified by the
+    default label (seed ``seed``); a fold's model learns from every labelled month (April-September)
+    of the other folds and is tested on the fold's September rows.
     """
     from sklearn.model_selection import StratifiedKFold
 
@@ -143,23 +153,170 @@ def training_cross_validation(ds, frame: pd.DataFrame, cfg: dict, folds: int = 5
     september = int(month_index([pd.Timestamp(MONTHS[-1] + "-01")])[0])
     months = data[MONTH_INDEX].to_numpy()
     labelled = data[label].notna().to_numpy()
-    y = data[label].to_numpy(dtype=float)
-    customers = data[ds.customer_col].to_numpy()
-    section = cfg["arrears_warning"]
+    customers = data[ds.customer_col]
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    aucs = []
     for fit_idx, test_idx in splitter.split(train_customers, raw.loc[train_customers, LABEL_COLUMN].to_numpy()):
-        in_fit = np.isin(customers, train_customers[fit_idx])
-        in_test = np.isin(customers, train_customers[test_idx])
-        train = np.flatnonzero(in_fit & labelled & (months <= september))
-        test = np.flatnonzero(in_test & labelled & (months == september))
-        features, _ = usable_features(data, train, ds.features)
-        X = data[features].to_numpy(dtype=float)
-        gbm, _ = arrears.fit_classifier(
-            X[train], y[train], X[:0], y[:0], dict(section["gbm"]), section["calibration"], seed
+        # pandas isin hashes; numpy's isin on text ids compares every pair (minutes at 30,000)
+        in_fit = customers.isin(train_customers[fit_idx]).to_numpy()
+        in_test = customers.isin(train_customers[test_idx]).to_numpy()
+        yield (
+            np.flatnonzero(in_fit & labelled & (months <= september)),
+            np.flatnonzero(in_test & labelled & (months == september)),
         )
+
+
+def training_cross_validation(ds, frame: pd.DataFrame, cfg: dict, folds: int = 5, seed: int = 0) -> dict:
+    """AUC of the arrears model by cross-validation on the training cardholders only.
+
+    The holdout is never touched (:func:`_training_folds`). The model uses the feature-mart
+    features and the settings the validation uses (:func:`taiwan_model_settings`). This is the
+    figure to compare mapping, feature or booster choices on, before the holdout is read (ADR 0033).
+    """
+    label = ds.labels.get("arrears_next_month")
+    if label is None:
+        raise LookupError("the label mart has no arrears-next-month column")
+    data = ds.frame
+    y = data[label].to_numpy(dtype=float)
+    aucs = []
+    for train, test in _training_folds(ds, frame, folds, seed):
+        features = _model_features(ds, data, train, cfg)
+        X = data[features].to_numpy(dtype=float)
+        gbm = _fit(X[train], y[train], features, cfg, seed)
         aucs.append(M.auc(y[test], gbm.predict_proba(X[test])[:, 1]))
     return {"cv_auc_training": float(np.mean(aucs)), "cv_auc_training_folds": [float(a) for a in aucs]}
+
+
+# -- settings search (ADR 0033): declared here, before it ran; selection on training folds only ----
+SETTINGS_FILE = Path(__file__).with_name("taiwan_settings.yaml")
+
+
+def taiwan_model_settings(cfg: dict, settings_file: Path | None = SETTINGS_FILE) -> tuple[dict, dict]:
+    """The configuration the Taiwan validation trains with, and the chosen settings applied.
+
+    Production's arrears settings (``ml/config.yaml``), overridden by the ``chosen`` block of
+    ``ml/taiwan_settings.yaml`` (booster parameters and excluded features picked by the
+    cross-validated search on the training cardholders, :func:`search_settings`).
+    """
+    import copy
+
+    import yaml
+
+    chosen = {}
+    if settings_file is not None and Path(settings_file).exists():
+        chosen = (yaml.safe_load(Path(settings_file).read_text()) or {}).get("chosen") or {}
+    cfg = copy.deepcopy(cfg)
+    section = cfg["arrears_warning"]
+    section["gbm"] = {**section["gbm"], **(chosen.get("gbm") or {})}
+    cfg.setdefault("taiwan", {})["exclude_features"] = list(chosen.get("exclude_features") or [])
+    cfg["taiwan"]["monotonic"] = dict(chosen.get("monotonic") or {})
+    return cfg, chosen
+
+
+def _monotonic_vector(features: list[str], monotonic: dict) -> list[int] | None:
+    """HistGradientBoosting ``monotonic_cst`` for ``features`` from {feature: 1 (increasing) | -1}."""
+    if not monotonic:
+        return None
+    return [int(monotonic.get(f, 0)) for f in features]
+
+
+def _staged_fold_aucs(X_train, y_train, X_test, y_test, params, monotonic_cst, checkpoints, seed) -> dict:
+    """Test AUC of one fold's booster at each checkpoint (staged predictions of one fit)."""
+    with threadpool_limits(limits=1):
+        gbm = HistGradientBoostingClassifier(
+            random_state=seed, early_stopping=False, max_iter=checkpoints[-1], monotonic_cst=monotonic_cst, **params
+        )
+        gbm.fit(X_train, y_train.astype(int))
+        return {
+            k: M.auc(y_test, prob[:, 1])
+            for k, prob in enumerate(gbm.staged_predict_proba(X_test), start=1)
+            if k in checkpoints
+        }
+
+
+def search_settings(
+    ds, frame: pd.DataFrame, cfg: dict, space: dict, console: Console | None = None, jobs: int = 1
+) -> dict:
+    """Cross-validated search of the arrears booster settings on the training cardholders only.
+
+    ``space`` (the ``search`` block of ``ml/taiwan_settings.yaml``): ``folds``, ``seed``,
+    ``checkpoints`` (iteration counts read from one fit's staged predictions: a fit without early
+    stopping or subsampling is the same at iteration k whatever its max_iter), ``stage_1`` (a grid
+    of booster parameters) and ``stage_2`` (variations of the stage-1 winner: other parameter
+    values, monotonic constraints, excluded features). Every candidate's mean and per-fold AUC is
+    returned; the winner is the highest mean CV AUC. The holdout is never read. ``jobs`` folds are
+    fitted at once in worker processes (same figures whatever ``jobs``).
+    """
+    import itertools
+
+    from joblib import Parallel, delayed
+
+    console = console or Console(stderr=True, quiet=True)
+    label = ds.labels.get("arrears_next_month")
+    data = ds.frame
+    y = data[label].to_numpy(dtype=float)
+    folds, seed = int(space["folds"]), int(space["seed"])
+    jobs = max(int(jobs), int(space.get("jobs", 1)))
+    checkpoints = sorted(int(c) for c in space["checkpoints"])
+    split = list(_training_folds(ds, frame, folds, seed))
+    base = {k: v for k, v in cfg["arrears_warning"]["gbm"].items() if k != "max_iter"}
+    rows: list[dict] = []
+
+    def evaluate(stage: str, params: dict, exclude: list[str], monotonic: dict) -> None:
+        began = time.perf_counter()
+        tasks = []
+        for train, test in split:
+            features, _ = usable_features(data, train, [f for f in ds.features if f not in exclude])
+            X = data[features].to_numpy(dtype=float)
+            tasks.append(
+                delayed(_staged_fold_aucs)(
+                    X[train], y[train], X[test], y[test], params, _monotonic_vector(features, monotonic),
+                    checkpoints, seed,
+                )
+            )
+        # Folds in worker processes (one thread each): the figures do not depend on `jobs`.
+        results = Parallel(n_jobs=jobs)(tasks) if jobs > 1 else [task[0](*task[1], **task[2]) for task in tasks]
+        per_fold = {k: [fold[k] for fold in results] for k in checkpoints}
+        for k in checkpoints:
+            rows.append(
+                {
+                    "stage": stage,
+                    "gbm": {**params, "max_iter": k},
+                    "exclude_features": exclude,
+                    "monotonic": monotonic,
+                    "cv_auc": round(float(np.mean(per_fold[k])), 5),
+                    "cv_auc_folds": [round(float(a), 5) for a in per_fold[k]],
+                }
+            )
+        best = max(rows[-len(checkpoints):], key=lambda r: r["cv_auc"])
+        console.print(
+            f"  {stage} {params} excl={len(exclude)} mono={len(monotonic)}: best CV AUC {best['cv_auc']:.4f} "
+            f"at {best['gbm']['max_iter']} iterations ({time.perf_counter() - began:.0f} s)",
+            highlight=False,
+        )
+
+    grid = space["stage_1"]
+    keys = sorted(grid)
+    for values in itertools.product(*(grid[k] for k in keys)):
+        evaluate("stage_1", {**base, **dict(zip(keys, values, strict=True))}, [], {})
+    winner = max(rows, key=lambda r: r["cv_auc"])
+    stage_1_best = {k: v for k, v in winner["gbm"].items() if k != "max_iter"}
+    for variant in space.get("stage_2") or []:
+        params = {**stage_1_best, **(variant.get("gbm") or {})}
+        evaluate("stage_2", params, list(variant.get("exclude_features") or []), dict(variant.get("monotonic") or {}))
+    winner = max(rows, key=lambda r: r["cv_auc"])
+    plain = dict(cfg["arrears_warning"]["gbm"])
+    production = next(
+        (r for r in rows if r["gbm"] == plain and not r["exclude_features"] and not r["monotonic"]), None
+    )
+    return {
+        "space": space,
+        "n_candidates": len(rows),
+        "features": list(ds.features),
+        "chosen": {k: winner[k] for k in ("gbm", "exclude_features", "monotonic", "cv_auc", "cv_auc_folds")},
+        "production_settings_cv_auc": production["cv_auc"] if production else None,
+        "candidates": sorted(rows, key=lambda r: -r["cv_auc"]),
+        "holdout_read": False,
+    }
 
 
 def validate_taiwan(
@@ -171,6 +328,9 @@ def validate_taiwan(
     console: Console | None = None,
     limit: int | None = None,
     cv_folds: int = 0,
+    search: Path | None = None,
+    reuse_database: bool = False,
+    settings_file: Path | None = SETTINGS_FILE,
 ) -> dict:
     """Run the Taiwan validation end to end; write and return the JSON report.
 
@@ -188,6 +348,16 @@ def validate_taiwan(
         Only the first ``limit`` cardholders (tests).
     cv_folds : int
         Also report :func:`training_cross_validation` with this many folds (0: not run).
+    search : Path, optional
+        Run :func:`search_settings` (the space declared in ``settings_file``) on the training
+        cardholders, write every candidate's CV AUC to this JSON file and stop: the holdout is
+        not read in this mode. Copy the winner into the ``chosen`` block of ``settings_file``.
+    reuse_database : bool
+        Skip conversion, ingestion, dbt and scoring: read the marts an earlier full run of the same
+        code built in ``database`` (for repeated searches; a full run is the validation).
+    settings_file : Path, optional
+        Declared search space and chosen settings (:func:`taiwan_model_settings`); None: the
+        production settings alone.
     """
     from gridcredit.cli import run_dbt
     from gridcredit.ingestion.loader import ingest_directory
@@ -195,39 +365,69 @@ def validate_taiwan(
     from gridcredit.ml.scoring import score_all
 
     console = console or Console(stderr=True, quiet=True)
-    cfg = load_config()
+    production_cfg = load_config()
+    cfg, chosen = taiwan_model_settings(production_cfg, settings_file)
     timings = {}
     began = time.perf_counter()
     frame = read_taiwan(csv, limit)
-    work_dir = Path(work_dir)
-    shutil.rmtree(work_dir, ignore_errors=True)
-    convert_taiwan(work_dir, csv, limit)
-    timings["convert_s"] = round(time.perf_counter() - began, 1)
+    target = conn.with_dbname(database)
+    loaded = rejected = None
+    scoring = None
+    if not reuse_database:
+        work_dir = Path(work_dir)
+        shutil.rmtree(work_dir, ignore_errors=True)
+        convert_taiwan(work_dir, csv, limit)
+        timings["convert_s"] = round(time.perf_counter() - began, 1)
+
+        step = time.perf_counter()
+        target = _recreate_database(conn, database)
+        summary = ingest_directory(work_dir, conn=target, console=console)
+        rejected = sum(int(getattr(f, "rows_rejected", 0) or 0) for f in summary.files)
+        loaded = sum(int(getattr(f, "rows_loaded", 0) or 0) for f in summary.files)
+        timings["ingest_s"] = round(time.perf_counter() - step, 1)
+
+        step = time.perf_counter()
+        console.print(f"[bold]dbt {' '.join(DBT_SELECT)}[/] (database {database})")
+        code = run_dbt(DBT_SELECT, target)
+        if code != 0:
+            raise RuntimeError(
+                f"dbt build failed on the Taiwan database (exit {code}); see dbt_project/logs/taiwan/dbt.log"
+            )
+        timings["dbt_s"] = round(time.perf_counter() - step, 1)
+
+        step = time.perf_counter()
+        scoring = score_all(target, console, cfg=production_cfg)
+        timings["score_all_s"] = round(time.perf_counter() - step, 1)
 
     step = time.perf_counter()
-    target = _recreate_database(conn, database)
-    summary = ingest_directory(work_dir, conn=target, console=console)
-    rejected = sum(int(getattr(f, "rows_rejected", 0) or 0) for f in summary.files)
-    loaded = sum(int(getattr(f, "rows_loaded", 0) or 0) for f in summary.files)
-    timings["ingest_s"] = round(time.perf_counter() - step, 1)
+    threads = int(production_cfg["discipline"].get("threads", 1))
+    with threadpool_limits(limits=threads), warehouse.connect(target) as pg:
+        ds = load_dataset(pg, production_cfg)
+        timings["load_features_s"] = round(time.perf_counter() - step, 1)
+        if search:
+            import yaml
 
-    step = time.perf_counter()
-    console.print(f"[bold]dbt {' '.join(DBT_SELECT)}[/] (database {database})")
-    code = run_dbt(DBT_SELECT, target)
-    if code != 0:
-        raise RuntimeError(
-            f"dbt build failed on the Taiwan database (exit {code}); see dbt_project/logs/taiwan/dbt.log"
-        )
-    timings["dbt_s"] = round(time.perf_counter() - step, 1)
-
-    step = time.perf_counter()
-    scoring = score_all(target, console, cfg=cfg)
-    timings["score_all_s"] = round(time.perf_counter() - step, 1)
-
-    step = time.perf_counter()
-    with threadpool_limits(limits=int(cfg["discipline"].get("threads", 1))), warehouse.connect(target) as pg:
-        ds = load_dataset(pg, cfg)
+            space = (yaml.safe_load(Path(settings_file).read_text()) or {})["search"]
+            step = time.perf_counter()
+            console.print(f"settings search on the training cardholders ({settings_file}); the holdout is not read")
+            found = search_settings(ds, frame, production_cfg, space, console)
+            found["timings"] = {**timings, "search_s": round(time.perf_counter() - step, 1)}
+            search = Path(search)
+            search.parent.mkdir(parents=True, exist_ok=True)
+            search.write_text(json.dumps(found, indent=2, default=str) + "\n")
+            console.print(
+                f"wrote {search}: {found['n_candidates']} candidates; best CV AUC {found['chosen']['cv_auc']:.4f} "
+                f"{found['chosen']['gbm']} (production settings {found['production_settings_cv_auc']})",
+                highlight=False,
+            )
+            return found
+        step = time.perf_counter()
         result = holdout_evaluation(ds, frame, cfg, seed=0)
+        if chosen:
+            # The production settings on the same split, for comparison (ADR 0033).
+            plain = holdout_evaluation(ds, frame, production_cfg, seed=0)
+            result["auc_production_settings"] = plain["auc"]
+            result["ks_production_settings"] = plain["ks"]
         timings["holdout_s"] = round(time.perf_counter() - step, 1)
         if cv_folds:
             step = time.perf_counter()
@@ -245,9 +445,17 @@ def validate_taiwan(
         "database": database,
         "rows_loaded": loaded,
         "rows_rejected": rejected,
+        "model_settings": {
+            "gbm": cfg["arrears_warning"]["gbm"],
+            **cfg["taiwan"],
+            "source": f"{SETTINGS_FILE.name} chosen block (CV-selected)" if chosen else "ml/config.yaml (production)",
+        },
+        "reused_database": reuse_database,
         "pipeline_models": {
             name: {"status": m["status"], "reason": m["reason"]} for name, m in scoring["models"].items()
-        },
+        }
+        if scoring
+        else None,
         "timings": timings,
     }
     if out:

@@ -204,22 +204,14 @@ def test_the_loader_accepts_the_extract(extract, fresh_database):
     assert sum(f.rows_rejected or 0 for f in summary.files) == 0
 
 
-def test_training_cross_validation_never_reads_the_holdout():
-    """The figure mapping choices are made on depends on the training cardholders only: scrambling
-    every holdout row (features and label) leaves it unchanged, scrambling a training row does not."""
-    from types import SimpleNamespace
-
-    from threadpoolctl import threadpool_limits
-
-    from gridcredit.ml.config import load_config
+def _synthetic_feature_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """A small stand-in for the feature mart: days past due from the status, the bill, the label."""
     from gridcredit.ml.features import MONTH_INDEX, month_index
-    from gridcredit.ml.validate_taiwan import training_cross_validation
 
-    frame = read_taiwan(limit=1500)
     status = frame[STATUS_COLUMNS].to_numpy()
     next_status = np.column_stack([status[:, 1:], np.where(frame[LABEL_COLUMN] == 1, 1, -1)])
     ids = customer_id(frame["ID"])
-    rows = pd.DataFrame(
+    return pd.DataFrame(
         {
             "customer_id": np.repeat(ids, len(MONTHS)),
             MONTH_INDEX: np.tile(month_index([f"{m}-01" for m in MONTHS]), len(ids)),
@@ -228,28 +220,104 @@ def test_training_cross_validation_never_reads_the_holdout():
             "is_in_arrears_next_month": (next_status >= 1).astype(float).ravel(),
         }
     )
+
+
+def _scrambled(rows: pd.DataFrame, frame: pd.DataFrame, in_holdout_rows: bool) -> pd.DataFrame:
+    """Features and label permuted among the holdout's rows (or among the training rows)."""
+    rng = np.random.default_rng(1)
+    in_holdout = rows["customer_id"].isin(holdout_customers(frame, 0.3, 0)).to_numpy()
+    where = in_holdout if in_holdout_rows else ~in_holdout
+    out = rows.copy()
+    columns = ("days_past_due", "billed_amount", "is_in_arrears_next_month") if in_holdout_rows else (
+        "is_in_arrears_next_month",
+    )
+    for column in columns:
+        out.loc[where, column] = rng.permutation(out.loc[where, column].to_numpy())
+    return out
+
+
+def _dataset(data: pd.DataFrame):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        frame=data,
+        features=["days_past_due", "billed_amount"],
+        labels={"arrears_next_month": "is_in_arrears_next_month"},
+        customer_col="customer_id",
+    )
+
+
+def test_training_cross_validation_never_reads_the_holdout():
+    """The figure mapping choices are made on depends on the training cardholders only: scrambling
+    every holdout row (features and label) leaves it unchanged, scrambling a training row does not."""
+    from threadpoolctl import threadpool_limits
+
+    from gridcredit.ml.config import load_config
+    from gridcredit.ml.validate_taiwan import training_cross_validation
+
+    frame = read_taiwan(limit=1500)
+    rows = _synthetic_feature_rows(frame)
     cfg = load_config()
 
     def run(data):
-        ds = SimpleNamespace(
-            frame=data,
-            features=["days_past_due", "billed_amount"],
-            labels={"arrears_next_month": "is_in_arrears_next_month"},
-            customer_col="customer_id",
-        )
         with threadpool_limits(limits=1):  # as the validation runs it (one thread: fast and machine-independent)
-            return training_cross_validation(ds, frame, cfg, folds=3)
+            return training_cross_validation(_dataset(data), frame, cfg, folds=3)
 
     first = run(rows)
     assert len(first["cv_auc_training_folds"]) == 3 and first["cv_auc_training"] > 0.6
-    rng = np.random.default_rng(1)
-    in_holdout = rows["customer_id"].isin(holdout_customers(frame, 0.3, 0)).to_numpy()
-    scrambled = rows.copy()
-    for column in ("days_past_due", "billed_amount", "is_in_arrears_next_month"):
-        scrambled.loc[in_holdout, column] = rng.permutation(scrambled.loc[in_holdout, column].to_numpy())
-    assert run(scrambled) == first
-    touched = rows.copy()
-    touched.loc[~in_holdout, "is_in_arrears_next_month"] = rng.permutation(
-        touched.loc[~in_holdout, "is_in_arrears_next_month"].to_numpy()
-    )
-    assert run(touched) != first
+    assert run(_scrambled(rows, frame, in_holdout_rows=True)) == first
+    assert run(_scrambled(rows, frame, in_holdout_rows=False)) != first
+
+
+def test_settings_search_never_reads_the_holdout_and_its_checkpoints_are_real_fits(tmp_path):
+    """The settings search (ADR 0033) ranks candidates on the training cardholders only; a candidate
+    read at iteration k from staged predictions has the CV AUC of a model fitted with max_iter=k; and
+    the settings chosen in the file reach the validation's model (constraints included)."""
+    import copy
+
+    from threadpoolctl import threadpool_limits
+
+    from gridcredit.ml.config import load_config
+    from gridcredit.ml.validate_taiwan import search_settings, taiwan_model_settings, training_cross_validation
+
+    frame = read_taiwan(limit=1500)
+    rows = _synthetic_feature_rows(frame)
+    cfg = load_config()
+    space = {
+        "folds": 3,
+        "seed": 0,
+        "checkpoints": [5, 20],
+        "stage_1": {"max_leaf_nodes": [3, 7]},
+        "stage_2": [{"monotonic": {"days_past_due": 1}}, {"exclude_features": ["billed_amount"]}],
+    }
+
+    def search(data, jobs=1):
+        with threadpool_limits(limits=1):
+            return search_settings(_dataset(data), frame, cfg, space, jobs=jobs)
+
+    found = search(rows)
+    assert search(rows, jobs=2) == found  # folds in worker processes: same figures
+    assert found["n_candidates"] == 8 and found["holdout_read"] is False
+    assert found["chosen"]["cv_auc"] == max(c["cv_auc"] for c in found["candidates"])
+    assert search(_scrambled(rows, frame, in_holdout_rows=True)) == found
+    assert search(_scrambled(rows, frame, in_holdout_rows=False))["candidates"] != found["candidates"]
+
+    # Staged predictions at iteration 20 == a model fitted with max_iter 20 (same CV, same folds).
+    candidate = next(c for c in found["candidates"] if c["stage"] == "stage_1" and c["gbm"]["max_leaf_nodes"] == 7
+                     and c["gbm"]["max_iter"] == 20)
+    direct = copy.deepcopy(cfg)
+    direct["arrears_warning"]["gbm"] = candidate["gbm"]
+    with threadpool_limits(limits=1):
+        refit = training_cross_validation(_dataset(rows), frame, direct, folds=3)
+    assert refit["cv_auc_training_folds"] == pytest.approx(candidate["cv_auc_folds"], abs=1e-5)
+
+    # The chosen block reaches the validation's model; production's configuration is left alone.
+    settings = tmp_path / "taiwan_settings.yaml"
+    monotonic_candidate = next(c for c in found["candidates"] if c["monotonic"] and c["gbm"]["max_iter"] == 20)
+    settings.write_text(json.dumps({"chosen": {k: monotonic_candidate[k] for k in ("gbm", "monotonic")}}))
+    chosen_cfg, chosen = taiwan_model_settings(cfg, settings)
+    assert chosen_cfg["arrears_warning"]["gbm"] == monotonic_candidate["gbm"]
+    assert cfg["arrears_warning"]["gbm"] == load_config()["arrears_warning"]["gbm"]
+    with threadpool_limits(limits=1):
+        constrained = training_cross_validation(_dataset(rows), frame, chosen_cfg, folds=3)
+    assert constrained["cv_auc_training_folds"] == pytest.approx(monotonic_candidate["cv_auc_folds"], abs=1e-5)
