@@ -4,13 +4,15 @@
 2. the extract is loaded into its own database (``gridcredit_taiwan`` on the same server) by the
    normal ingestion, and the dbt project builds the feature and label marts there;
 3. the normal ML step (`score_all`) runs on it (models without enough history are skipped);
-4. the arrears model (same features, estimator and settings as in production) is trained on the
+4. the arrears model (same features and estimator as in production; booster settings from the
+   ``chosen`` block of ``ml/taiwan_settings.yaml``, else production's) is trained on the
    70% of cardholders outside a fixed stratified holdout (seed 0) and tested on the holdout's
    September rows, whose label "in arrears at the end of next month" is the data set's
    "default next month". The model reads only feature-mart columns.
 5. ``baseline_gbm_auc``: a plain gradient boosting on the raw columns, same split.
 6. optionally (``cv_folds``), cross-validation on the training cardholders only: the figure on
-   which mapping or feature choices are made before the holdout is read.
+   which mapping or feature choices are made before the holdout is read;
+7. ``search``: the declared settings search by that cross-validation (holdout not read).
 """
 
 from __future__ import annotations
