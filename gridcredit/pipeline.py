@@ -1,7 +1,9 @@
 """`gridcredit run`: every stage after generation, in order, with a run ledger: write-audit-publish.
 
-Stages: ingest (when --data is given) -> freshness (dbt source freshness on the load ledger) ->
-dbt (seeds, models up to the feature mart, their tests, into the build area ``<schema>__build``)
+Stages: ingest (when --data is given) -> freshness (the sources' freshness rules on the load ledger,
+gridcredit/freshness.py; dbt source freshness when no manifest is there yet) -> dbt (the build area's
+incremental marts catch up from the published ones, ADR 0094; then seeds, models up to the feature
+mart, their tests, into the build area ``<schema>__build``)
 -> score (ML models, prepared in ``ml__build``) -> dbt_after_scoring (marts that use scores, into
 the build area, with their tests) -> publish (ONE transaction switches every build area in, see
 gridcredit/publish.py) -> summary. Nothing reaches a published schema unless every error-severity
@@ -29,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 from rich.console import Console
 from rich.table import Table
 
@@ -253,11 +256,13 @@ def _stage_dbt(conn: warehouse.Connection, console: Console, phases: list[list[s
     from gridcredit.cli import dbt_role
 
     finished, rows = [0], 0
-    for args in phases:
+    for number, args in enumerate(phases):
         console.print(f"[bold]dbt {' '.join(args)}[/]")
         if dbt_role():
             # dbt works as the transformer role: grants on what ingest and ML created since (ADR 0080).
             access.apply(conn)
+        if number == 0 and stage == "dbt" and BUILD_AREA_VARS[1] in args:
+            rows += _catch_up_build_area(conn, console)
         code = run_dbt_streamed(args, conn, stage, finished)
         if code != 0:
             failures = dbt_failures()
@@ -272,16 +277,49 @@ def _stage_dbt(conn: warehouse.Connection, console: Console, phases: list[list[s
     return StageOutcome("; ".join(f"dbt {' '.join(args[:3])}" for args in phases), rows)
 
 
+def _catch_up_build_area(conn: warehouse.Connection, console: Console) -> int:
+    """Bring the build area's incremental marts level with the published ones (ADR 0094).
+
+    Which marts are incremental comes from the last dbt invocation's manifest; without one (the first
+    run) there is nothing published to copy from.
+    """
+    from gridcredit.publish import catch_up_build_area, incremental_marts
+
+    try:
+        manifest = json.loads((dbt_target_path() / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return 0
+    started = time.perf_counter()
+    copied = catch_up_build_area(conn, incremental_marts(manifest))
+    if copied:
+        listed = ", ".join(f"{name} {rows:,}" for name, rows in copied.items())
+        seconds = time.perf_counter() - started
+        console.print(f"build area caught up from the published marts ({seconds:.1f} s): {listed}")
+    return sum(copied.values())
+
+
+# Raw deliveries only: the ML step's tables and analysts' overrides are not deliveries.
+FRESHNESS_EXCLUDED_SOURCES = ("ml", "decisions")
+
+
 def _stage_freshness(conn: warehouse.Connection, console: Console) -> str:
     """dbt source freshness of the raw sources (the load ledger): a stale source stops the run."""
     from gridcredit.cli import dbt_environment
 
     env = dbt_environment(conn)
     target = dbt_target_path(env)
+    started = time.perf_counter()
+    sources = _freshness_without_dbt(conn, target)
+    if sources is not None:
+        return _freshness_verdict(sources, console, f"from the load ledger, {time.perf_counter() - started:.1f} s")
     # Raw deliveries only: the ML step's tables and analysts' overrides are not deliveries.
     result = subprocess.run(
         # The same vars as the build phases: a change of vars would make dbt parse the project again.
-        [*dbt_child.command(), "source", "freshness", "--exclude", "source:ml", "source:decisions", *BUILD_AREA_VARS],
+        [
+            *dbt_child.command(),
+            *("source", "freshness", "--exclude", *(f"source:{name}" for name in FRESHNESS_EXCLUDED_SOURCES)),
+            *BUILD_AREA_VARS,
+        ],
         cwd=settings.DBT_PROJECT_DIR,
         env=env,
         capture_output=True,
@@ -292,6 +330,35 @@ def _stage_freshness(conn: warehouse.Connection, console: Console) -> str:
         sources = json.loads((target / "sources.json").read_text())["results"]
     except (OSError, ValueError, KeyError):
         sources = []
+    if result.returncode != 0 and not any(s["status"] in ("error", "runtime error") for s in sources):
+        raise PipelineError(f"dbt source freshness failed (exit {result.returncode}):\n{result.stdout[-3000:]}")
+    return _freshness_verdict(sources, console, f"dbt, {time.perf_counter() - started:.1f} s")
+
+
+def _freshness_without_dbt(conn: warehouse.Connection, target: Path) -> list[dict] | None:
+    """The freshness results from the load ledger and the last manifest (gridcredit/freshness.py);
+    None when dbt must answer: no manifest yet (first run), or a source the ledger rule does not cover."""
+    from gridcredit import freshness
+
+    path = target / "manifest.json"
+    try:
+        # A source's freshness settings may have changed since that manifest was written: then dbt decides.
+        written = path.stat().st_mtime
+        project = settings.DBT_PROJECT_DIR
+        if any(p.stat().st_mtime > written for p in [project / "dbt_project.yml", *project.glob("models/**/*.yml")]):
+            return None
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        with warehouse.connect(conn) as pg:
+            return freshness.ledger_freshness(pg, manifest, FRESHNESS_EXCLUDED_SOURCES)
+    except psycopg.Error:
+        return None
+
+
+def _freshness_verdict(sources: list[dict], console: Console, how: str) -> str:
+    """Stop the run on any source past its error_after (or never loaded); count the warnings."""
     stale, warned = [], 0
     for source in sources:
         name = source["unique_id"].split(".", 2)[-1]
@@ -304,8 +371,6 @@ def _stage_freshness(conn: warehouse.Connection, console: Console) -> str:
             stale.append(f"{name}: last load {loaded} ({detail}), allowed {limit}")
         elif source["status"] == "warn":
             warned += 1
-    if result.returncode != 0 and not stale:
-        raise PipelineError(f"dbt source freshness failed (exit {result.returncode}):\n{result.stdout[-3000:]}")
     if stale:
         listed = "".join(f"\n  - {line}" for line in stale)
         raise PipelineError(
@@ -313,7 +378,7 @@ def _stage_freshness(conn: warehouse.Connection, console: Console) -> str:
             f" (published schemas unchanged). Deliver a current extract (`gridcredit run --data ...`).{listed}"
         )
     summary = f"{len(sources)} sources checked, {warned} warn, 0 stale"
-    console.print(f"source freshness: {summary}")
+    console.print(f"source freshness ({how}): {summary}")
     return summary
 
 

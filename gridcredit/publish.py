@@ -416,3 +416,104 @@ def _publish_once(conn: warehouse.Connection, run_id: int | None, lock_timeout: 
         faults.fault_point("publish", "commit")
         pg.commit()
     return Publication(schemas, ml_rows, leftovers)
+
+
+# -- catching the build area up with the published state ----------------------------------------
+# After a switch the build area holds the state published one run earlier (on the very first
+# publication: nothing). dbt's incremental marts compare their own rows with the load ledger, so they
+# would redo, in every run, the months the previous run already built and published (after the first
+# run: all of history). Copying those months from the published table is far cheaper than computing
+# them again, and gives the same rows: an incremental model's rows of a month are a function of the
+# loads up to that month's `source_load_id` (docs/decisions/0011, 0017, 0094).
+
+
+@dataclass
+class IncrementalMart:
+    schema: str  # the published schema, e.g. marts_core
+    table: str
+    month_column: str  # the model's unique_key: whole months are replaced (delete+insert)
+
+
+def incremental_marts(manifest: dict) -> list[IncrementalMart]:
+    """The incremental models dbt builds into a published schema's build area (from manifest.json)."""
+    marts = []
+    for node in manifest.get("nodes", {}).values():
+        config = node.get("config") or {}
+        if node.get("resource_type") != "model" or config.get("materialized") != "incremental":
+            continue
+        schema = node.get("schema", "").removesuffix(BUILD_SUFFIX)
+        key = config.get("unique_key")
+        if not PUBLISHED_SCHEMA.match(schema) or not isinstance(key, str):
+            continue
+        marts.append(IncrementalMart(schema, node.get("alias") or node["name"], key))
+    return sorted(marts, key=lambda mart: (mart.schema, mart.table))
+
+
+def _columns(pg: psycopg.Connection, schema: str, table: str) -> list[tuple[str, str]]:
+    return pg.execute(
+        """
+        select attname, format_type(atttypid, atttypmod) from pg_attribute
+        where attrelid = to_regclass(format('%%I.%%I', %s::text, %s::text)) and attnum > 0 and not attisdropped
+        order by attnum
+        """,
+        [schema, table],
+    ).fetchall()
+
+
+def catch_up_build_area(conn: warehouse.Connection, marts: list[IncrementalMart], work_as: str | None = "dbt") -> dict:
+    """Copy into each incremental mart's build table the months the published table holds newer.
+
+    A month is copied when the build table lacks it or holds it from an older load
+    (``source_load_id``); a month the build table holds newer (a run that stopped before its publish)
+    is kept. Each table is caught up in its own transaction, as the role dbt works as (so dbt owns
+    what it finds). Tables whose columns differ (a code change: dbt's ``on_schema_change='fail'``
+    decides) are left alone. Returns {"schema.table": rows copied}. Only a shortcut: an incremental
+    model is correct from any older state, so a kill here, or skipping this, changes no result.
+    """
+    from gridcredit import access
+
+    copied: dict[str, int] = {}
+    with warehouse.connect(conn) as pg:
+        if work_as:
+            access.work_as(pg, work_as)
+        for mart in marts:
+            build = mart.schema + BUILD_SUFFIX
+            published_columns = _columns(pg, mart.schema, mart.table)
+            names = {name for name, _ in published_columns}
+            if not published_columns or not {"source_load_id", mart.month_column} <= names:
+                continue
+            published = sql.Identifier(mart.schema, mart.table)
+            target = sql.Identifier(build, mart.table)
+            build_columns = _columns(pg, build, mart.table)
+            if not build_columns:
+                # The first publication left no build area: start it as a copy of the published table
+                # (columns, constraints, indexes, comments), as dbt's own build would have made it.
+                pg.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(build)))
+                pg.execute(sql.SQL("create table {} (like {} including all)").format(target, published))
+            elif build_columns != published_columns:
+                continue
+            month = sql.Identifier(mart.month_column)
+            months = [
+                row[0]
+                for row in pg.execute(
+                    sql.SQL(
+                        """
+                        with published as (select {month}, max(source_load_id) as load_id from {published} group by 1),
+                             build as (select {month}, max(source_load_id) as load_id from {target} group by 1)
+                        select published.{month}
+                        from published left join build using ({month})
+                        where build.load_id is null or published.load_id > build.load_id
+                        """
+                    ).format(month=month, published=published, target=target)
+                ).fetchall()
+            ]
+            if months:
+                pg.execute(sql.SQL("delete from {} where {} = any(%s)").format(target, month), [months])
+                cursor = pg.execute(
+                    sql.SQL("insert into {} select * from {} where {} = any(%s)").format(target, published, month),
+                    [months],
+                )
+                copied[f"{mart.schema}.{mart.table}"] = cursor.rowcount
+                pg.execute(sql.SQL("analyze {}").format(target))
+            pg.commit()
+    return copied

@@ -363,3 +363,49 @@ def test_pipeline_phases_are_selectors():
     selectors = yaml.safe_load((PROJECT / "selectors.yml").read_text())["selectors"]
     assert {"before_scoring", "after_scoring", "unit_tests_before_scoring"} <= {s["name"] for s in selectors}
     assert os.path.exists(PROJECT / "models" / "staging" / "ml" / "README.md")
+
+
+def test_pipeline_freshness_from_the_ledger_equals_dbt_source_freshness(clone, tmp_path):
+    """`gridcredit run` answers source freshness from the load ledger without starting dbt
+    (gridcredit/freshness.py): for a fresh, a warned, a stale and a never-loaded source it gives the
+    status, loaded-at time and thresholds `dbt source freshness` gives on the same database."""
+    import datetime as dt
+
+    from gridcredit import freshness
+    from gridcredit.pipeline import FRESHNESS_EXCLUDED_SOURCES
+
+    with psycopg.connect(clone.url) as pg:
+        ledger = "update ops.load_ledger set {} where system = %s and table_name = %s"
+        pg.execute(ledger.format("finished_at = finished_at - interval '400 days'"), ["billing", "bills"])
+        pg.execute(ledger.format("finished_at = finished_at - interval '50 days'"), ["billing", "payments"])
+        pg.execute(ledger.format("status = 'failed'"), ["registry", "legal_events"])
+    target = tmp_path / "freshness-target"
+    excluded = [f"source:{name}" for name in FRESHNESS_EXCLUDED_SOURCES]
+    result = subprocess.run(
+        [*dbt_child.command(), "source", "freshness", "--exclude", *excluded, "--target-path", str(target)],
+        cwd=PROJECT, env=dbt_environment(clone), capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode != 0, "dbt found no stale source"
+    by_dbt = json.loads((target / "sources.json").read_text())["results"]
+    with psycopg.connect(clone.url) as pg:
+        ours = freshness.ledger_freshness(pg, json.loads((target / "manifest.json").read_text()),
+                                          FRESHNESS_EXCLUDED_SOURCES)
+    assert ours is not None, "a raw source is not covered by the ledger rule"
+
+    def loaded_at(result):
+        value = dt.datetime.fromisoformat(result["max_loaded_at"]) if result.get("max_loaded_at") else None
+        # dbt writes a source never loaded (the query's NULL) as 0001-01-01 with status error.
+        return None if value is not None and value.year == 1 else value
+
+    def comparable(results):
+        return {
+            r["unique_id"]: (r["status"], loaded_at(r),
+                             {kind: r["criteria"].get(kind) or {} for kind in ("warn_after", "error_after")})
+            for r in results
+        }
+
+    assert comparable(ours) == comparable(by_dbt)
+    mine = comparable(ours)
+    statuses = {unique_id.split(".", 2)[-1]: status for unique_id, (status, *_) in mine.items()}
+    assert statuses["billing.bills"] == "error" and statuses["billing.payments"] == "warn"
+    assert statuses["registry.legal_events"] == "error" and statuses["billing.customers"] == "pass"

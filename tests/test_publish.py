@@ -258,3 +258,59 @@ def test_publish_runs_again_after_a_deadlock(monkeypatch):
     with pytest.raises(publishing.PublishConflictError, match="after 3 attempt.*deadlock.*nothing was published"):
         publishing.publish(None, 7)
     assert len(calls) == 3
+
+
+def test_catch_up_copies_newer_published_months_and_keeps_newer_build_months(fresh_database):
+    """The build area, one run behind after a switch, is caught up month by month from the published
+    table: months it lacks or holds from an older load are copied; a month it holds from a newer load
+    (a run stopped before its publish) is kept; a table of other columns (a code change) is left alone;
+    a table missing from the build area (the first publication) is created like the published one."""
+    from gridcredit.publish import IncrementalMart, catch_up_build_area, incremental_marts
+
+    with psycopg.connect(fresh_database.url, autocommit=True) as pg:
+        pg.execute("""
+            create schema marts_core; create schema marts_core__build; create schema marts_ml;
+            create table marts_core.months (month_start_date date not null, customer_id text not null,
+                amount numeric(12, 2), source_load_id bigint not null, primary key (month_start_date, customer_id));
+            create table marts_core__build.months (like marts_core.months including all);
+            insert into marts_core.months values
+                ('2024-01-01', 'a', 1, 1), ('2024-01-01', 'b', 2, 1),
+                ('2024-02-01', 'a', 30, 3), ('2024-03-01', 'a', 40, 3);
+            insert into marts_core__build.months values
+                ('2024-01-01', 'a', 1, 1), ('2024-01-01', 'b', 2, 1),
+                ('2024-02-01', 'a', 3, 2), ('2024-03-01', 'a', 400, 4);
+            create table marts_core.changed (month_start_date date, source_load_id bigint, extra int);
+            create table marts_core__build.changed (month_start_date date, source_load_id bigint);
+            insert into marts_core.changed values ('2024-01-01', 9, 1);
+            create table marts_ml.features (as_of_month date primary key, source_load_id bigint not null);
+            insert into marts_ml.features values ('2024-01-01', 1), ('2024-02-01', 3);
+        """)
+    manifest = {"nodes": {
+        "model.gridcredit.months": {"resource_type": "model", "name": "months", "schema": "marts_core__build",
+                                    "config": {"materialized": "incremental", "unique_key": "month_start_date"}},
+        "model.gridcredit.changed": {"resource_type": "model", "name": "changed", "schema": "marts_core__build",
+                                     "config": {"materialized": "incremental", "unique_key": "month_start_date"}},
+        "model.gridcredit.features": {"resource_type": "model", "name": "features", "schema": "marts_ml__build",
+                                      "config": {"materialized": "incremental", "unique_key": "as_of_month"}},
+        "model.gridcredit.staged": {"resource_type": "model", "name": "staged", "schema": "staging",
+                                    "config": {"materialized": "incremental", "unique_key": "month_start_date"}},
+        "model.gridcredit.table": {"resource_type": "model", "name": "table", "schema": "marts_core__build",
+                                   "config": {"materialized": "table"}},
+    }}
+    marts = incremental_marts(manifest)
+    assert marts == [IncrementalMart("marts_core", "changed", "month_start_date"),
+                     IncrementalMart("marts_core", "months", "month_start_date"),
+                     IncrementalMart("marts_ml", "features", "as_of_month")]
+    copied = catch_up_build_area(fresh_database, marts, work_as=None)
+    assert copied == {"marts_core.months": 1, "marts_ml.features": 2}
+    with psycopg.connect(fresh_database.url) as pg:
+        rows = pg.execute("select month_start_date::text, customer_id, amount::int, source_load_id"
+                          " from marts_core__build.months order by 1, 2").fetchall()
+        assert rows == [("2024-01-01", "a", 1, 1), ("2024-01-01", "b", 2, 1),
+                        ("2024-02-01", "a", 30, 3), ("2024-03-01", "a", 400, 4)]
+        assert pg.execute("select count(*) from marts_core__build.changed").fetchone()[0] == 0
+        assert pg.execute("select count(*) from marts_ml__build.features").fetchone()[0] == 2
+        # created like the published table: its primary key came along
+        assert pg.execute("select count(*) from pg_constraint where conrelid = 'marts_ml__build.features'::regclass"
+                          " and contype = 'p'").fetchone()[0] == 1
+    assert catch_up_build_area(fresh_database, marts, work_as=None) == {}, "a second catch-up copied again"
