@@ -25,6 +25,8 @@ The matrix is asserted as a literal table in tests/test_access.py.
 from __future__ import annotations
 
 import os
+import sys
+import time
 from dataclasses import dataclass
 
 import psycopg
@@ -308,12 +310,46 @@ def work_as(pg: psycopg.Connection, stage: str) -> str:
     return role
 
 
+def grant_attempts() -> int:
+    """``access.grant_attempts`` of gridcredit.yaml (GRIDCREDIT_GRANT_ATTEMPTS overrides)."""
+    section = settings.project_config().get("access", {}) or {}
+    return max(1, int(os.environ.get("GRIDCREDIT_GRANT_ATTEMPTS", section.get("grant_attempts", 5))))
+
+
 def apply(conn: warehouse.Connection) -> int:
-    """apply_access on its own connection and transaction."""
+    """apply_access on its own connection and transaction, run again after a deadlock.
+
+    The pass alters tables (row-level security, owners) after granting on them, which can deadlock
+    with autovacuum (seen at 2,000 customers at the start of a dbt stage, the same pattern as the
+    publish switch, ADR 0090). The transaction is all or nothing, so running it again is safe.
+    """
+    attempts = grant_attempts()
+    for attempt in range(1, attempts + 1):
+        try:
+            return _apply_once(conn)
+        except psycopg.errors.DeadlockDetected as exc:
+            if attempt == attempts:
+                raise RuntimeError(
+                    f"grant pass gave up after {attempt} attempt(s): deadlock; nothing was changed"
+                    f" (all or nothing). {exc.diag.message_detail or ''}"
+                ) from exc
+            wait = float(attempt)
+            sys.stderr.write(
+                f"grant pass attempt {attempt}/{attempts}: deadlock, rolled back; retrying in {wait:g} s.\n"
+            )
+            _backoff(wait)
+    raise AssertionError("unreachable")
+
+
+def _apply_once(conn: warehouse.Connection) -> int:
     with warehouse.connect(conn) as pg:
         count = apply_access(pg)
         pg.commit()
     return count
+
+
+def _backoff(seconds: float) -> None:
+    time.sleep(seconds)
 
 
 def init_sql(dbname: str = warehouse.DATABASE, owner_role: str = warehouse.SUPERUSER) -> str:

@@ -329,3 +329,32 @@ def test_init_sql_prepares_a_fresh_database(session_warehouse, tmp_path):
     finally:
         with psycopg.connect(admin_url, autocommit=True) as pg:
             pg.execute(f'drop database if exists "{name}" with (force)')
+
+
+def test_grant_pass_runs_again_after_a_deadlock(monkeypatch):
+    """A deadlock with autovacuum in the grant pass (seen once at the start of a dbt stage) rolls it back
+    and runs it again; after the last attempt the error names the deadlock instead of failing the stage
+    on the first one."""
+    monkeypatch.setenv("GRIDCREDIT_GRANT_ATTEMPTS", "3")
+    monkeypatch.setattr(access, "_backoff", lambda seconds: None)
+    calls = []
+
+    def deadlocks_once(conn):
+        calls.append(conn)
+        if len(calls) == 1:
+            raise psycopg.errors.DeadlockDetected("deadlock detected")
+        return 42
+
+    monkeypatch.setattr(access, "_apply_once", deadlocks_once)
+    assert access.apply("conn") == 42
+    assert calls == ["conn", "conn"]
+
+    def always_deadlocks(conn):
+        calls.append(conn)
+        raise psycopg.errors.DeadlockDetected("deadlock detected")
+
+    calls.clear()
+    monkeypatch.setattr(access, "_apply_once", always_deadlocks)
+    with pytest.raises(RuntimeError, match="after 3 attempt.*deadlock.*nothing was changed"):
+        access.apply("conn")
+    assert len(calls) == 3
