@@ -312,7 +312,6 @@ def _stage_freshness(conn: warehouse.Connection, console: Console) -> str:
     sources = _freshness_without_dbt(conn, target)
     if sources is not None:
         return _freshness_verdict(sources, console, f"from the load ledger, {time.perf_counter() - started:.1f} s")
-    # Raw deliveries only: the ML step's tables and analysts' overrides are not deliveries.
     result = subprocess.run(
         # The same vars as the build phases: a change of vars would make dbt parse the project again.
         [

@@ -189,7 +189,10 @@ def retrain_decision(
     trained_on = (last_trained.get("parameters") or {}).get("data_last_month")
     if not trained_on:
         return RetrainDecision(True, "the last training recorded no data month")
-    moved = _month_number(latest_month) - _month_number(trained_on)
+    from gridcredit.ml.features import month_index
+
+    latest, trained = month_index([str(latest_month)[:7], str(trained_on)[:7]])
+    moved = int(latest - trained)
     if moved < 0:
         return RetrainDecision(True, f"the data ends at {latest_month}, before the last training's {trained_on}")
     if moved >= every_months:
@@ -202,11 +205,6 @@ def retrain_decision(
         f"reused the current version: {moved} new month(s) since the last training on data to {trained_on}; "
         f"next retrain after {every_months - moved} more (every {every_months})",
     )
-
-
-def _month_number(month: str) -> int:
-    year, mon = map(int, str(month)[:7].split("-"))
-    return year * 12 + mon - 1
 
 
 def load_artifact(pg: psycopg.Connection, run_id: str):
