@@ -21,12 +21,13 @@ How each rule is tested without a per-value Python call:
   they only use constructs RE2 and Python read alike, else Python.
 
 :class:`FileCheck` reads a CSV file block by block with ``pyarrow.csv.open_csv`` (every column as a
-string, bounded memory) and collects the bad cells, the totals, a 64-bit hash of each line's key
-(duplicate keys are searched among equal hashes and confirmed by the loader on the loaded rows) and
-the lines holding a double quote inside a value. PostgreSQL's CSV reader and Arrow's read
-well-formed quoting alike, but not a quote in the middle of a field (``ab"c"d``): the loader checks
-those lines again on what COPY stored. A value holding a line break, a row of the wrong width or
-bytes Arrow cannot decode raise :class:`Divergence` (the loader then uses its line-by-line path).
+string, low-cardinality ones dictionary-encoded and checked once per distinct value; bounded
+memory) and collects the bad cells, the totals, a 64-bit hash of each line's key (duplicate keys
+are searched among equal hashes and confirmed by the loader on the loaded rows) and the lines
+holding a double quote inside a value. PostgreSQL's CSV reader and Arrow's read well-formed quoting
+alike, but not a quote in the middle of a field (``ab"c"d``): the loader checks those lines again
+on what COPY stored. A value holding a line break, a row of the wrong width or bytes Arrow cannot
+decode raise :class:`Divergence` (the loader then uses its line-by-line path).
 
 Arrow arrays are built with ``pa.Array.from_buffers``, never ``pa.array``/``pa.scalar`` or
 ``to_numpy(zero_copy_only=False)``: those import pandas on first use (half a second per process).
@@ -48,7 +49,16 @@ from . import validation
 from .contract import ColumnSpec, TableSpec
 from .validation import USCC_CHARSET, has_rules, parse_decimal, validate_value
 
-BLOCK_SIZE = 1 << 20  # bytes of CSV per Arrow block (memory per block is a small multiple)
+# Bytes of CSV per Arrow block (memory per block is a small multiple). 4 MiB rather than 1: with
+# dictionary-encoded columns the per-block cost (numpy calls on small arrays) dominates the rules.
+BLOCK_SIZE = 1 << 22
+# A column with rules (or in the key, or summed for the totals) is read dictionary-encoded when the
+# file's first block holds at most this share of distinct values in it: its rules, key hash and number
+# parsing then run once per distinct value of a block, and a row costs an index (readings: meter_id
+# 1/30, reading_date 1/1000, quality, kwh 1/5). Arrow's hash per value costs about as much as one
+# cheap rule (~17 ns), so high-cardinality columns (ids) stay plain strings.
+DICTIONARY_SHARE = 0.25
+DICTIONARY_MIN_ROWS = 1000  # a smaller first block: the file is small, nothing to gain
 MAX_DIGITS = 15  # significant digits of a value read exactly through a float64
 # Key hashes kept for the duplicate search: 8 bytes per line (16 at the end, while sorting). A longer
 # file has its duplicate keys found by the server (SQL, spilling to disk) instead.
@@ -606,11 +616,14 @@ def key_hash(columns: Sequence[_Column | tuple[np.ndarray, np.ndarray]]) -> np.n
             hashed, filled = string_hash(offsets, data), np.diff(offsets) > 0
         else:
             hashed = column.rows(string_hash(column.offsets, column.data))
-            filled = column.rows(np.diff(column.offsets) > 0)
+            filled = np.diff(column.offsets) > 0
+            filled = None if filled.all() else column.rows(filled)
         result = _mix(hashed if result is None else result ^ hashed)
-        present = filled if present is None else present & filled
+        if filled is not None:
+            present = filled if present is None else present & filled
     result[result == 0] = 1
-    result[~present] = 0
+    if present is not None:
+        result[~present] = 0
     return result
 
 
@@ -766,19 +779,25 @@ class _Column:
         return self.values.take(_indices(rows)).to_pylist()
 
 
-def csv_options(header: list[str], codec: str) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions,
-                                                        pacsv.ConvertOptions]:
+def csv_options(header: list[str], codec: str, dictionary: Iterable[str] = ()) -> tuple[
+        pacsv.ReadOptions, pacsv.ParseOptions, pacsv.ConvertOptions]:
     """How :class:`FileCheck` reads a file: the header line skipped (names from ``header``), every
-    column a string (empty = '', never null), RFC 4180 quoting, no line breaks inside values,
-    empty lines kept (COPY refuses them too), UTF-8 checked (other encodings transcoded)."""
+    column a string (empty = '', never null; the ``dictionary`` columns dictionary-encoded strings),
+    RFC 4180 quoting, no line breaks inside values, empty lines kept (COPY refuses them too), UTF-8
+    checked (other encodings transcoded)."""
     read = pacsv.ReadOptions(column_names=header, skip_rows=1, block_size=BLOCK_SIZE,
                              use_threads=False, encoding="utf8" if codec == "utf-8" else codec)
     parse = pacsv.ParseOptions(delimiter=",", quote_char='"', double_quote=True, escape_char=False,
                                newlines_in_values=False, ignore_empty_lines=False)
-    convert = pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()),
+    encoded = set(dictionary)
+    convert = pacsv.ConvertOptions(column_types={name: _DICTIONARY if name in encoded else pa.string()
+                                                 for name in header},
                                    strings_can_be_null=False, quoted_strings_can_be_null=False,
                                    null_values=[], check_utf8=True)
     return read, parse, convert
+
+
+_DICTIONARY = pa.dictionary(pa.int32(), pa.string())
 
 
 class FileCheck:
@@ -796,8 +815,8 @@ class FileCheck:
         outcome = FileOutcome(header=list(self.header),
                               key=tuple(self.table.key) if self.key_index else ())
         outcome.totals = {c: _Total() for c in self.totals}
-        read, parse, convert = csv_options(self.header, codec)
         try:
+            read, parse, convert = csv_options(self.header, codec, self._dictionary_columns(path, codec))
             reader = pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
             first = 0
             for batch in reader:
@@ -810,6 +829,27 @@ class FileCheck:
         outcome.rows = first
         outcome.duplicate_candidates()  # here, in the validating thread, while COPY runs
         return outcome
+
+    def _dictionary_columns(self, path, codec: str) -> list[str]:
+        """The columns worth reading dictionary-encoded (see :data:`DICTIONARY_SHARE`), judged on the
+        file's first block read as plain strings."""
+        read, parse, convert = csv_options(self.header, codec)
+        reader = pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return []
+        finally:
+            reader.close()
+        if batch.num_rows < DICTIONARY_MIN_ROWS:
+            return []
+        chosen = []
+        for i, spec in enumerate(self.specs):
+            if has_rules(spec) or i in self.key_index or spec.name in self.totals:
+                distinct = pc.count_distinct(batch.column(i)).as_py()
+                if distinct <= DICTIONARY_SHARE * batch.num_rows:
+                    chosen.append(spec.name)
+        return chosen
 
     def _block(self, batch: pa.RecordBatch, first: int, outcome: FileOutcome) -> None:
         n = batch.num_rows
@@ -838,8 +878,10 @@ class FileCheck:
                 self._add_total(outcome.totals[spec.name], column, parsed, quoted)
                 if spec.type != "numeric":
                     parsed = None
-            good = column.rows(_valid(spec, column.values, column.offsets, column.data, parsed))
-            bad = ~good & ~quoted
+            good = _valid(spec, column.values, column.offsets, column.data, parsed)
+            if good.all():  # every (distinct) value passes: no row is bad
+                continue
+            bad = ~column.rows(good) & ~quoted
             if bad.any():
                 bad_any |= bad
                 cells.append((bad, i))
@@ -850,7 +892,8 @@ class FileCheck:
             outcome.hashes = []
         elif self.key_index:
             hashes = key_hash([columns[i] for i in self.key_index])
-            hashes[quoted] = 0  # set from the loaded rows by FileOutcome.recheck
+            if quoted.any():
+                hashes[quoted] = 0  # set from the loaded rows by FileOutcome.recheck
             outcome.hashes.append(hashes)
         count = int(bad_any.sum())
         if not count:
@@ -875,19 +918,31 @@ class FileCheck:
 
     @staticmethod
     def _add_total(total: _Total, column: _Column, parsed: Numbers, quoted: np.ndarray) -> None:
-        ok, exact = column.rows(parsed.ok), column.rows(parsed.exact)
-        if not (ok | quoted).all():
-            total.complete = False
-        exact &= ~quoted
+        simple = parsed.exact.all() and not quoted.any()  # then ok and exact everywhere
+        if simple:
+            ok = exact = None
+        else:
+            ok, exact = column.rows(parsed.ok), column.rows(parsed.exact)
+            if not (ok | quoted).all():
+                total.complete = False
+            exact &= ~quoted
         if column.index is None:
-            scaled = parsed.scaled[exact]
+            scaled = parsed.scaled if exact is None else parsed.scaled[exact]
+            weights = None
         else:  # per distinct value: its scaled value times the number of rows holding it
-            weights = np.bincount(column.index[exact], minlength=parsed.scaled.size)
-            used = weights > 0
-            scaled = parsed.scaled[used] * weights[used]
+            index = column.index if exact is None else column.index[exact]
+            weights = np.bincount(index, minlength=parsed.scaled.size)
+            scaled = parsed.scaled
         if scaled.size:
-            high, low = scaled >> 32, scaled & 0xFFFFFFFF  # sums of each half cannot overflow
-            total.add_scaled((int(high.sum()) << 32) + int(low.sum()), parsed.scale)
+            # each half's sum cannot overflow: a row adds less than 2**32 to the low half's sum
+            high, low = scaled >> 32, scaled & 0xFFFFFFFF
+            if weights is None:
+                high_sum, low_sum = int(high.sum()), int(low.sum())
+            else:
+                high_sum, low_sum = int((high * weights).sum()), int((low * weights).sum())
+            total.add_scaled((high_sum << 32) + low_sum, parsed.scale)
+        if simple:
+            return
         inexact = np.flatnonzero(ok & ~column.rows(parsed.exact) & ~quoted)
         if inexact.size:
             for value in column.take(inexact):

@@ -6,6 +6,7 @@ import io
 import uuid
 from decimal import Decimal
 
+import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -277,6 +278,85 @@ def test_totals_are_exact_whatever_the_digits(tmp_path):
     assert sorted(outcome.rejects) == [(4, "amount", "above maximum 100000000"),
                                        (7, "amount", "not a number"),
                                        (8, "amount", "required value is empty")]
+
+
+def _csv_field(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"' if any(c in value for c in ',"') else value
+
+
+def _low_cardinality_file(path, table, bad: dict[str, list[str]], rows: int, seed: int,
+                          quoted: float) -> list[str]:
+    """A file of ``table`` whose columns repeat few values (as readings' do), with bad values,
+    quoted values, values too long to be exact and repeated keys mixed in."""
+    import random
+    rnd = random.Random(seed)
+    good = {name: [v for v in SEEDS + [str(i) for i in range(20)]
+                   if validate_value(table.column(name), v) is None][:12]
+            for name in table.column_names}
+    header = list(table.column_names)
+    lines = [",".join(header)]
+    for _ in range(rows):
+        values = []
+        for name in header:
+            draw = rnd.random()
+            if draw < 0.02 and bad.get(name):
+                value = rnd.choice(bad[name])
+            elif draw < 0.02 + quoted:
+                value = '"' + rnd.choice(good[name] or ["x"]) + '"'  # quoted whole: same value
+                values.append(value)
+                continue
+            else:
+                value = rnd.choice(good[name] or ["x"])
+            values.append(_csv_field(value))
+        lines.append(",".join(values))
+    lines.append(lines[5])  # a repeated key
+    path.write_text("\n".join(lines) + "\n")
+    return header
+
+
+@pytest.mark.parametrize(("qualified", "clean"), [("metering.readings", False), ("billing.bills", False),
+                                                 ("metering.readings", True)])
+def test_dictionary_encoded_reading_finds_exactly_what_plain_reading_finds(tmp_path, monkeypatch, qualified,
+                                                                          clean):
+    """Low-cardinality columns are read dictionary-encoded and checked once per distinct value
+    (DICTIONARY_SHARE): bad fields, quoted lines, totals, key hashes and duplicate candidates must be
+    those of the plain reading, over many blocks, whatever the columns chosen."""
+    table = load_contract().table(*qualified.split("."))
+    no_break = {kind: [v for v in values if v is not None and "\n" not in v and "\r" not in v]
+                for kind, values in TRICKY.items()}
+    bad = {}
+    for column in table.columns:
+        kind = {"date": DATE, "numeric": NUMERIC, "month": MONTH, "timestamp": TIMESTAMP}.get(column.type)
+        pool = no_break.get(kind, []) + no_break[PATTERN] + no_break[ALLOWED] + ["", 'M"0123"4', "1" * 40]
+        bad[column.name] = [v for v in pool if validate_value(column, v) is not None] + ["12345678901.123456"]
+    path = tmp_path / "file.csv"
+    header = _low_cardinality_file(path, table, {} if clean else bad, rows=4000, seed=len(qualified),
+                                   quoted=0.0 if clean else 0.005)
+    monkeypatch.setattr(av, "BLOCK_SIZE", 16 << 10)  # about ten blocks
+    monkeypatch.setattr(av, "DICTIONARY_MIN_ROWS", 10)
+
+    def check(share: float):
+        monkeypatch.setattr(av, "DICTIONARY_SHARE", share)
+        file_check = av.FileCheck(table, header, keep_lines=10**6)
+        return file_check._dictionary_columns(path, "utf-8"), file_check.run(path, "utf-8")
+
+    plain_columns, plain = check(0.0)
+    encoded_columns, encoded = check(1.0)
+    assert plain_columns == [] and set(encoded_columns) == {c.name for c in table.columns if
+                                                           validation.has_rules(c) or c.name in table.key}
+    assert plain.rows == encoded.rows == 4001
+    assert bool(plain.rejects) != clean and sorted(plain.rejects) == sorted(encoded.rejects)
+    assert plain.bad_lines == encoded.bad_lines and plain.kept_all and encoded.kept_all
+    assert bool(plain.quoted_lines) != clean and plain.quoted_lines == encoded.quoted_lines
+    def totals(outcome):  # exact parts (Decimal sums round to 28 digits)
+        return {c: (Decimal(t.scaled).scaleb(-t.scale), t.extra, t.complete) for c, t in outcome.totals.items()}
+
+    assert totals(plain) == totals(encoded) and all(t.complete for t in encoded.totals.values()) == clean
+    assert list(plain.key_hashes()) == list(encoded.key_hashes())
+    assert 4001 in plain.duplicate_candidates() and \
+        list(plain.duplicate_candidates()) == list(encoded.duplicate_candidates())
+    lines = np.arange(2, 4003)
+    assert list(plain.is_bad(lines)) == list(encoded.is_bad(lines))
 
 
 def test_key_hash_depends_on_the_values_only():
