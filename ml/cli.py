@@ -119,6 +119,10 @@ def validate_taiwan_command(
             "on the training cardholders; write every candidate's CV AUC to this JSON and stop (holdout not read)."
         ),
     ] = None,
+    search_space: Annotated[
+        str,
+        typer.Option(help="Which declared search of ml/taiwan_settings.yaml --search runs (search, indicator_search)."),
+    ] = "search",
     reuse_database: Annotated[
         bool,
         typer.Option(
@@ -141,6 +145,7 @@ def validate_taiwan_command(
             console=console,
             cv_folds=cv_folds,
             search=search,
+            search_space=search_space,
             reuse_database=reuse_database,
         )
     except (LookupError, RuntimeError, ValueError) as error:

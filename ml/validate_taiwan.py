@@ -332,6 +332,7 @@ def validate_taiwan(
     cv_folds: int = 0,
     search: Path | None = None,
     reuse_database: bool = False,
+    search_space: str = "search",
     settings_file: Path | None = SETTINGS_FILE,
 ) -> dict:
     """Run the Taiwan validation end to end; write and return the JSON report.
@@ -354,6 +355,9 @@ def validate_taiwan(
         Run :func:`search_settings` (the space declared in ``settings_file``) on the training
         cardholders, write every candidate's CV AUC to this JSON file and stop: the holdout is
         not read in this mode. Copy the winner into the ``chosen`` block of ``settings_file``.
+    search_space : str
+        Which declared search block of ``settings_file`` ``search`` runs: ``search`` (booster
+        settings) or ``indicator_search`` (which feature-mart indicators the model reads).
     reuse_database : bool
         Skip conversion, ingestion, dbt and scoring: read the marts an earlier full run of the same
         code built in ``database`` (for repeated searches; a full run is the validation).
@@ -409,7 +413,10 @@ def validate_taiwan(
         if search:
             import yaml
 
-            space = (yaml.safe_load(Path(settings_file).read_text()) or {})["search"]
+            declared = yaml.safe_load(Path(settings_file).read_text()) or {}
+            if search_space not in declared:
+                raise LookupError(f"{settings_file} declares no search block {search_space!r}")
+            space = declared[search_space]
             step = time.perf_counter()
             console.print(f"settings search on the training cardholders ({settings_file}); the holdout is not read")
             found = search_settings(ds, frame, production_cfg, space, console)

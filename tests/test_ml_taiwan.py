@@ -321,3 +321,19 @@ def test_settings_search_never_reads_the_holdout_and_its_checkpoints_are_real_fi
     with threadpool_limits(limits=1):
         constrained = training_cross_validation(_dataset(rows), frame, chosen_cfg, folds=3)
     assert constrained["cv_auc_training_folds"] == pytest.approx(monotonic_candidate["cv_auc_folds"], abs=1e-5)
+
+
+def test_declared_feature_choices_name_feature_mart_columns():
+    """Every feature a declared Taiwan search or the chosen block leaves out or constrains is a column
+    of the feature mart (a misspelt name would silently exclude nothing)."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    models = yaml.safe_load((root / "dbt_project/models/marts/ml/_ml__models.yml").read_text())["models"]
+    columns = {c["name"] for m in models if m["name"] == "fct_customer_month_features" for c in m["columns"]}
+    settings = yaml.safe_load((root / "ml/taiwan_settings.yaml").read_text())
+    named = set(settings["chosen"].get("exclude_features") or []) | set(settings["chosen"].get("monotonic") or {})
+    for block in ("search", "indicator_search"):
+        for variant in settings[block].get("stage_2") or []:
+            named |= set(variant.get("exclude_features") or []) | set(variant.get("monotonic") or {})
+    assert named and named <= columns, sorted(named - columns)
