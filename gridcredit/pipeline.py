@@ -162,6 +162,8 @@ DBT_BEFORE_SCORING = [["build", "--selector", "before_scoring", *BUILD_AREA_VARS
 DBT_AFTER_SCORING = [["build", "--selector", "after_scoring", *BUILD_AREA_VARS]]
 # Engine spark (docs/SPARK.md): built in place, no build area (write-audit-publish is PostgreSQL-only).
 DBT_ON_SPARK = [["seed"], ["build", "--selector", "before_scoring", "--exclude", "resource_type:seed"]]
+# Set by the pipeline for its before-scoring build only (ADR 0021; macros/tests/get_where_subquery.sql).
+TESTS_SCOPE_ENV = "GRIDCREDIT_TESTS_CHANGED_AFTER_LOAD_ID"
 # A dbt node finished ("12 of 340 OK created sql table model ...", "... PASS not_null_...").
 DBT_NODE_DONE = re.compile(r"\b\d+ of \d+ (OK|PASS|WARN|ERROR|FAIL|SKIP)\b")
 
@@ -175,18 +177,32 @@ def _die_with_parent() -> None:
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def run_dbt_streamed(args: list[str], conn: warehouse.Connection, stage: str, counter: list[int] | None = None) -> int:
+def run_dbt_streamed(
+    args: list[str],
+    conn: warehouse.Connection,
+    stage: str,
+    counter: list[int] | None = None,
+    tests_changed_after_load_id: int | None = None,
+) -> int:
     """dbt in a child process, its output passed through line by line.
 
     ``counter`` ([nodes finished so far in this stage]) numbers the fault points ``<stage>:<n>``.
+    ``tests_changed_after_load_id``: row-level tests of month-rebuilt models read only the months
+    changed after that load (ADR 0021); None: every test reads whole tables.
     """
     counter = counter if counter is not None else [0]
     from gridcredit.cli import dbt_environment
 
+    env = dbt_environment(conn)
+    # An environment variable, not a dbt var: a var that differs between invocations makes dbt parse
+    # the whole project again (~1-2 min under load), an environment variable read at run time does not.
+    env.pop(TESTS_SCOPE_ENV, None)
+    if tests_changed_after_load_id is not None:
+        env[TESTS_SCOPE_ENV] = str(tests_changed_after_load_id)
     process = subprocess.Popen(
         [*dbt_child.command(), *args],
         cwd=settings.DBT_PROJECT_DIR,
-        env=dbt_environment(conn),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -251,7 +267,13 @@ def dbt_failures(target: Path | None = None) -> list[str]:
     return lines
 
 
-def _stage_dbt(conn: warehouse.Connection, console: Console, phases: list[list[str]], stage: str) -> StageOutcome:
+def _stage_dbt(
+    conn: warehouse.Connection,
+    console: Console,
+    phases: list[list[str]],
+    stage: str,
+    tests_changed_after_load_id: int | None = None,
+) -> StageOutcome:
     from gridcredit import access
     from gridcredit.cli import dbt_role
 
@@ -263,7 +285,7 @@ def _stage_dbt(conn: warehouse.Connection, console: Console, phases: list[list[s
             access.apply(conn)
         if number == 0 and stage == "dbt" and BUILD_AREA_VARS[1] in args:
             rows += _catch_up_build_area(conn, console)
-        code = run_dbt_streamed(args, conn, stage, finished)
+        code = run_dbt_streamed(args, conn, stage, finished, tests_changed_after_load_id)
         if code != 0:
             failures = dbt_failures()
             listed = "".join(f"\n  - {line}" for line in failures[:20])
@@ -275,6 +297,38 @@ def _stage_dbt(conn: warehouse.Connection, console: Console, phases: list[list[s
             )
         rows += dbt_rows_written()
     return StageOutcome("; ".join(f"dbt {' '.join(args[:3])}" for args in phases), rows)
+
+
+def tests_changed_after_load(conn: warehouse.Connection, run_id: int, token: dict) -> int | None:
+    """The load after which this run's row-level tests of month-rebuilt models need to look (ADR 0021).
+
+    Every row of such a model written from loads up to the returned id passed every error-severity
+    test, under this code, in a run that published: the previous two published runs ran this code
+    (two, because the build area holds the state published one run before the last: ADR 0090/0094).
+    None (test whole tables) after a code change, for the first two runs, or when unsure.
+    """
+    with warehouse.connect(conn, autocommit=True) as pg:
+        published = pg.execute(
+            """
+            select runs.resume_token
+            from ops.pipeline_runs as runs
+            where runs.run_id < %s
+              and runs.command = 'run'
+              and runs.status = 'succeeded'
+              and runs.resume_token is not null
+              and exists (
+                  select 1 from ops.pipeline_stage_runs as stages
+                  where stages.run_id = runs.run_id and stages.stage = 'publish' and stages.status = 'succeeded'
+              )
+            order by runs.run_id desc
+            limit 2
+            """,
+            [run_id],
+        ).fetchall()
+    if len(published) < 2 or any(row[0].get("code") != token["code"] for row in published):
+        return None
+    last_load = published[0][0].get("last_load_id")
+    return int(last_load) if last_load is not None else None
 
 
 def _catch_up_build_area(conn: warehouse.Connection, console: Console) -> int:
@@ -558,13 +612,14 @@ def run_pipeline(
         console.print("[yellow]engine spark: write-audit-publish and the ML step run on PostgreSQL only; not run[/]")
     else:
         stages.append(("freshness", lambda: _stage_freshness(conn, console)))
-        stages.append(("dbt", lambda: _stage_dbt(conn, console, DBT_BEFORE_SCORING, "dbt")))
+        stages.append(("dbt", lambda: _stage_dbt(conn, console, DBT_BEFORE_SCORING, "dbt", test_scope.get("after"))))
         stages.append(("score", lambda: _stage_score(conn, console, retrain)))
         stages.append(("dbt_after_scoring", lambda: _stage_dbt(conn, console, DBT_AFTER_SCORING, "dbt_after_scoring")))
         stages.append(("publish", lambda: _stage_publish(conn, console, ledger.run_id)))
 
     results: list[StageResult] = []
     skip: list[str] = []
+    test_scope: dict[str, int | None] = {}
     resumed_from: int | None = None
     for name, stage in stages:
         faults.fault_point("pipeline", name)
@@ -572,6 +627,12 @@ def run_pipeline(
             # Ingest is done: what the build stages depend on is now fixed.
             token = resume_token(conn, data)
             ledger.record_resume_token(token)
+            test_scope["after"] = tests_changed_after_load(conn, ledger.run_id, token)
+            if test_scope["after"] is not None:
+                console.print(
+                    f"row-level tests of month-rebuilt models: months changed after load {test_scope['after']}"
+                    " (the last two published runs ran this code and tested the rest; ADR 0021)"
+                )
             if resume:
                 resumed_from, skip = resumable_stages(conn, ledger.run_id, token)
                 if skip:

@@ -311,6 +311,76 @@ def test_incremental_month_and_correction_equal_a_full_build(clone, pipeline_inc
     assert table_checksums(clone, INCREMENTAL_MARTS) == incremental
 
 
+def test_changed_month_tests_read_only_rebuilt_months_and_still_fail(clone, tmp_path):
+    """With GRIDCREDIT_TESTS_CHANGED_AFTER_LOAD_ID (what the pipeline sets, ADR 0021) a row-level test
+    of a month-rebuilt model reads the months whose ledger load is newer, and fails on a bad row there;
+    `unique` on one column still reads the whole table; without it every test reads every row."""
+    with psycopg.connect(clone.url) as pg:
+        first, last = pg.execute("select min(month_start_date), max(month_start_date)"
+                                 " from marts_core.fct_customer_months").fetchone()
+        # The last month comes from a newer load than any other (as after an increment).
+        newest = pg.execute("select max(source_load_id) from intermediate.int_load_ledger_months").fetchone()[0]
+        pg.execute("update intermediate.int_load_ledger_months set source_load_id = %s where month_start_date = %s",
+                   [newest + 1, last])
+        # Untouched month: a negative arrears amount and a duplicate row. Rebuilt month: a negative days past due.
+        pg.execute("update marts_core.fct_customer_months set arrears_amount = -1 where customer_month_id ="
+                   " (select min(customer_month_id) from marts_core.fct_customer_months where month_start_date = %s)",
+                   [first])
+        pg.execute("insert into marts_core.fct_customer_months select * from marts_core.fct_customer_months"
+                   " where month_start_date = %s order by customer_month_id limit 1 offset 1", [first])
+        pg.execute("update marts_core.fct_customer_months set days_past_due = -1 where customer_month_id ="
+                   " (select min(customer_month_id) from marts_core.fct_customer_months where month_start_date = %s)",
+                   [last])
+    chosen = {
+        "gridcredit_sign_rule_fct_customer_months_arrears_amount__non_negative": "untouched month",
+        "gridcredit_sign_rule_fct_customer_months_days_past_due__non_negative": "rebuilt month",
+        "unique_fct_customer_months_customer_month_id": "whole table",
+        "gridcredit_unique_combination_of_columns_fct_customer_months_customer_id__month_start_date": "untouched month",
+    }
+
+    def failed(**env: str) -> set[str]:
+        target = tmp_path / f"dbt-target-scope-{len(env)}"
+        result = subprocess.run(
+            [*dbt_child.command(), "test", "--select", *chosen,
+             "--target-path", str(target), "--log-path", str(target / "logs")],
+            cwd=PROJECT, env={**dbt_environment(clone), **env}, capture_output=True, text=True, timeout=900,
+        )
+        results = json.loads((target / "run_results.json").read_text())["results"]
+        assert len(results) == len(chosen), result.stdout[-3000:]
+        return {r["unique_id"].split(".")[2] for r in results if r["status"] == "fail"}
+
+    scoped = failed(GRIDCREDIT_TESTS_CHANGED_AFTER_LOAD_ID=str(newest))
+    assert scoped == {name for name, where in chosen.items() if where != "untouched month"}
+    assert failed() == set(chosen)
+
+
+def test_tests_are_scoped_only_after_two_published_runs_of_the_same_code(fresh_database):
+    """The pipeline scopes the tests (ADR 0021) only when the last two published runs ran the
+    current code (the build area holds the state published one run before the last); the id is the
+    last published run's newest load (ADR 0021)."""
+    from gridcredit.pipeline import RunLedger, tests_changed_after_load
+
+    def run(code: str, last_load: int, published: bool = True) -> int:
+        ledger = RunLedger(fresh_database, "run", None)
+        ledger.record_resume_token({"code": code, "last_load_id": last_load})
+        for stage in ("dbt", "publish") if published else ("dbt",):
+            ledger.stage_started(stage)
+            ledger.stage_finished(stage, "succeeded", 0.0, "")
+        ledger.finish("succeeded" if published else "failed")
+        return ledger.run_id
+
+    now = {"code": "B"}
+    run("A", 1)
+    assert tests_changed_after_load(fresh_database, 10**9, now) is None  # no run of this code
+    run("B", 2)
+    assert tests_changed_after_load(fresh_database, 10**9, now) is None  # one run of this code
+    run("B", 3)
+    assert tests_changed_after_load(fresh_database, 10**9, now) == 3
+    run("B", 4, published=False)  # a failed run counts for nothing
+    assert tests_changed_after_load(fresh_database, 10**9, now) == 3
+    assert tests_changed_after_load(fresh_database, 10**9, {"code": "C"}) is None  # code changed
+
+
 # -- no leakage into the features --------------------------------------------------------------
 def test_later_payment_bill_or_reading_changes_no_earlier_feature_row(clone, tmp_path):
     """Append a payment, a bill and readings dated after month M as a new load, rebuild the features

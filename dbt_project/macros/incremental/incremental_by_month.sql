@@ -6,6 +6,10 @@
         {%- set reprocess_from = gridcredit.incremental_by_month() %}
 
     Rows store `source_load_id` from int_load_ledger_months, which the next run compares.
+    `meta.rebuilt_by_month` names the month column for the tests (macros/tests/get_where_subquery.sql:
+    the pipeline's incremental run tests only the months changed since the last tested run); the
+    index on it lets those tests and the delete of delete+insert read one month, not all history
+    (docs/decisions/0021). Spark has no indexes and ignores it.
 -#}
 {% macro incremental_by_month(unique_key='month_start_date') -%}
     {{- config(
@@ -13,6 +17,8 @@
         unique_key=unique_key,
         incremental_strategy='delete+insert',
         on_schema_change='fail',
+        meta={'rebuilt_by_month': unique_key},
+        indexes=[{'columns': [unique_key]}],
     ) -}}
     {{- return(gridcredit.reprocess_from_month(ref('int_load_ledger_months'))) -}}
 {%- endmacro %}
