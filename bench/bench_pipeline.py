@@ -420,6 +420,9 @@ def bi_p95(env: dict[str, str], work: Path, wanted: bool) -> tuple[float | None,
             "worst_dashboard": worst[0],
             "p95_s_per_dashboard": {slug: d["p95_s"] for slug, d in dashboards.items()},
             "p50_s_per_dashboard": {slug: d["p50_s"] for slug, d in dashboards.items()},
+            # Which chart made each figure: the per-chart file lives in the scale's scratch folder,
+            # which is removed with the warehouse.
+            "slowest_chart_per_dashboard": {slug: d["slowest_chart"] for slug, d in dashboards.items()},
             "runs_per_chart": report["runs_per_chart"],
         },
     )
