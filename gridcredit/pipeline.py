@@ -602,6 +602,8 @@ def run_pipeline(
     if any(access.stage_role(stage) for stage in access.STAGE_ROLES):
         access.apply(conn)
     stages: list[tuple[str, Callable[[], str | StageOutcome]]] = []
+    # Set once ingest is done (tests_changed_after_load), read by the dbt stage before scoring.
+    test_scope: dict[str, int | None] = {}
     if data is not None:
         stages.append(("ingest", lambda: _stage_ingest(conn, data, encoding, console)))
     if spark.engine() == "spark":
@@ -619,7 +621,6 @@ def run_pipeline(
 
     results: list[StageResult] = []
     skip: list[str] = []
-    test_scope: dict[str, int | None] = {}
     resumed_from: int | None = None
     for name, stage in stages:
         faults.fault_point("pipeline", name)

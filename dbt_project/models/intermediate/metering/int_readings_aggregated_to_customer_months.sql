@@ -66,24 +66,6 @@ meter_months as (
 
 ),
 
-single_meter_months as (
-
-    select
-        meters.customer_id,
-        meter_months.month_start_date,
-        meter_months.consumption_kwh,
-        meter_months.reading_days,
-        meter_months.zero_reading_days,
-        meter_months.estimated_reading_days
-    from meter_months
-    inner join meters
-        on meter_months.meter_id = meters.meter_id
-    inner join meters_per_customer
-        on meters.customer_id = meters_per_customer.customer_id
-    where meters_per_customer.meter_count = 1
-
-),
-
 -- Customers with several meters (replacements, more than one supply point): summed per day first,
 -- so that a day read on two meters counts once.
 multi_meter_days as (
@@ -106,13 +88,18 @@ multi_meter_days as (
 customer_months as (
 
     select
-        single_meter_months.customer_id,
-        single_meter_months.month_start_date,
-        single_meter_months.consumption_kwh,
-        single_meter_months.reading_days,
-        single_meter_months.zero_reading_days,
-        single_meter_months.estimated_reading_days
-    from single_meter_months
+        meters.customer_id,
+        meter_months.month_start_date,
+        meter_months.consumption_kwh,
+        meter_months.reading_days,
+        meter_months.zero_reading_days,
+        meter_months.estimated_reading_days
+    from meter_months
+    inner join meters
+        on meter_months.meter_id = meters.meter_id
+    inner join meters_per_customer
+        on meters.customer_id = meters_per_customer.customer_id
+    where meters_per_customer.meter_count = 1
 
     union all
 
