@@ -10,8 +10,10 @@ count of the warehouse measured, machine and git commit, to ``bench/results/bi-<
 
 Then (``--explain``, the default) the database side alone: the SQL Superset generates for each chart
 (``?type=query``) is run under ``EXPLAIN (ANALYZE)`` ``--explain-runs`` times directly on the warehouse;
-the best execution time and the plan's top node are stored per chart. On a loaded machine most of a
-request is Superset's own work: this part says which charts the warehouse makes slow.
+the best execution time, the plan's top node, the table rows its scans read and the shared buffers it
+touched are stored per chart (rows read that grow with customers x months mark a chart that will not
+scale). On a loaded machine most of a request is Superset's own work: this part says which charts the
+warehouse makes slow.
 
     gridcredit bi up && .venv/bin/python bench/bench_bi.py --runs 20
 """
@@ -80,6 +82,19 @@ def _plan_top(node: dict) -> str:
     return node["Node Type"] + (f" on {relation}" if relation else "")
 
 
+SCAN_NODES = {"Seq Scan", "Index Scan", "Index Only Scan", "Bitmap Heap Scan", "Tid Scan"}
+
+
+def _rows_read(node: dict) -> int:
+    """Table rows the plan's scan nodes read (returned + removed by a filter, times loops): the figure that
+    shows whether a chart's work grows with customers x months (a seq scan) or stays bounded (a LIMIT on an
+    index in the chart's order)."""
+    own = 0
+    if node.get("Node Type") in SCAN_NODES:
+        own = (node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0)) * node.get("Actual Loops", 1)
+    return int(own + sum(_rows_read(child) for child in node.get("Plans", [])))
+
+
 def explain_charts(api, conn, ids: dict, charts: dict, dashboards: dict, runs: int) -> dict[str, dict]:
     """Best-of-``runs`` EXPLAIN ANALYZE execution time (ms) of each chart's generated SQL, per dashboard."""
     out: dict[str, dict] = {}
@@ -93,20 +108,30 @@ def explain_charts(api, conn, ids: dict, charts: dict, dashboards: dict, runs: i
             per_chart = {}
             for uuid in members:
                 queries = api.request("GET", f"/api/v1/chart/{ids[uuid]}/data/?type=query")["result"]
-                best, top = None, ""
+                best, top, rows_read, buffers = None, "", 0, 0
                 for query in queries:
                     statement = query["query"].strip().rstrip(";")
                     timings = []
                     for _ in range(runs):
-                        plan = pg.execute("explain (analyze, format json) " + statement).fetchone()[0][0]
+                        plan = pg.execute("explain (analyze, buffers, format json) " + statement).fetchone()[0][0]
                         timings.append(plan["Execution Time"] + plan.get("Planning Time", 0.0))
                     best = min(timings) + (best or 0.0)
                     top = top or _plan_top(plan["Plan"])
-                per_chart[charts[uuid]["slice_name"]] = {"best_ms": round(best or 0.0, 1), "plan": top}
+                    rows_read += _rows_read(plan["Plan"])
+                    buffers += plan["Plan"].get("Shared Hit Blocks", 0) + plan["Plan"].get("Shared Read Blocks", 0)
+                per_chart[charts[uuid]["slice_name"]] = {
+                    "best_ms": round(best or 0.0, 1),
+                    "plan": top,
+                    "rows_read": rows_read,
+                    "shared_buffers": buffers,
+                }
             slowest = max(per_chart.items(), key=lambda item: item[1]["best_ms"])
             out[slug] = {"max_ms": slowest[1]["best_ms"], "slowest_chart": slowest[0], "per_chart": per_chart}
             name, item = slowest
             print(f"{slug:28s} database side: slowest {name} {item['best_ms']:.1f} ms ({item['plan']})")
+            most = max(per_chart.items(), key=lambda item: item[1]["rows_read"])
+            name, item = most
+            print(f"{'':28s} most rows read: {name} {item['rows_read']:,} rows, {item['shared_buffers']:,} buffers")
     return out
 
 
