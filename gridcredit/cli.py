@@ -394,6 +394,13 @@ def run_command(
             " (ml/config.yaml discipline.retrain_every_months; the promotion gate still decides)."
         ),
     ] = False,
+    full_refresh: Annotated[
+        bool,
+        typer.Option(
+            help="Rebuild every dbt model from raw in this run (incremental models included). Not needed"
+            " after an upgrade or a policy (seed) change: the run detects a change of the dbt code itself."
+        ),
+    ] = False,
 ) -> None:
     """Run the pipeline: ingest DIR when given, build and test in the build area, publish in one switch."""
     from gridcredit.pipeline import PipelineError, run_pipeline
@@ -401,7 +408,15 @@ def run_command(
     conn = warehouse.ensure_running()
     try:
         with pipeline_lock("run", conn):
-            run_pipeline(conn, data=data, encoding=encoding, console=console, resume=resume, retrain=retrain)
+            run_pipeline(
+                conn,
+                data=data,
+                encoding=encoding,
+                console=console,
+                resume=resume,
+                retrain=retrain,
+                full_refresh=full_refresh,
+            )
     except PipelineBusyError as error:
         raise _fail(str(error), 75) from error
     except PipelineError as error:

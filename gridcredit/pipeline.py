@@ -273,23 +273,32 @@ def _stage_dbt(
     phases: list[list[str]],
     stage: str,
     tests_changed_after_load_id: int | None = None,
+    refresh: RefreshPlan | None = None,
 ) -> StageOutcome:
     from gridcredit import access
     from gridcredit.cli import dbt_role
 
+    refresh = refresh or INCREMENTAL
     finished, rows = [0], 0
     for number, args in enumerate(phases):
+        if refresh.mode == "full":
+            args = [*args, "--full-refresh"]
         console.print(f"[bold]dbt {' '.join(args)}[/]")
         if dbt_role():
             # dbt works as the transformer role: grants on what ingest and ML created since (ADR 0080).
             access.apply(conn)
-        if number == 0 and stage == "dbt" and BUILD_AREA_VARS[1] in args:
-            rows += _catch_up_build_area(conn, console)
+        if number == 0 and stage == "dbt" and BUILD_AREA_VARS[1] in args and refresh.mode != "full":
+            rows += _catch_up_build_area(conn, console, replace_all=refresh.mode == "copy_published")
         code = run_dbt_streamed(args, conn, stage, finished, tests_changed_after_load_id)
         if code != 0:
             failures = dbt_failures()
             listed = "".join(f"\n  - {line}" for line in failures[:20])
             more = f"\n  ... and {len(failures) - 20} more" if len(failures) > 20 else ""
+            if any("out of sync" in line for line in failures):
+                more += (
+                    "\nAn incremental model's columns differ from its table (built by other code):"
+                    " `gridcredit run --full-refresh` rebuilds every model from raw."
+                )
             raise PipelineError(
                 f"`dbt {' '.join(args[:3])}` failed (exit {code}) in the build area; nothing was published"
                 f" (the published schemas are unchanged).{listed}{more}\n"
@@ -308,30 +317,85 @@ def tests_changed_after_load(conn: warehouse.Connection, run_id: int, token: dic
     None (test whole tables) after a code change, for the first two runs, or when unsure.
     """
     with warehouse.connect(conn, autocommit=True) as pg:
-        published = pg.execute(
-            """
-            select runs.resume_token
-            from ops.pipeline_runs as runs
-            where runs.run_id < %s
-              and runs.command = 'run'
-              and runs.status = 'succeeded'
-              and runs.resume_token is not null
-              and exists (
-                  select 1 from ops.pipeline_stage_runs as stages
-                  where stages.run_id = runs.run_id and stages.stage = 'publish' and stages.status = 'succeeded'
-              )
-            order by runs.run_id desc
-            limit 2
-            """,
-            [run_id],
-        ).fetchall()
-    if len(published) < 2 or any(row[0].get("code") != token["code"] for row in published):
+        published = [published_token for _, published_token in _published_run_tokens(pg, run_id, 2)]
+    if len(published) < 2 or any(row.get("code") != token["code"] for row in published):
         return None
-    last_load = published[0][0].get("last_load_id")
+    last_load = published[0].get("last_load_id")
     return int(last_load) if last_load is not None else None
 
 
-def _catch_up_build_area(conn: warehouse.Connection, console: Console) -> int:
+@dataclass(frozen=True)
+class RefreshPlan:
+    """How this run's dbt build treats what earlier runs built (ADR 0095).
+
+    ``incremental``: incremental models add what changed; ``copy_published``: the build area's
+    incremental marts are replaced by copies of the published ones first (they were built by other dbt
+    code one run earlier), then incremental; ``full``: every model is rebuilt from raw (dbt
+    ``--full-refresh``), because rows built by other dbt code would otherwise stay.
+    """
+
+    mode: str
+    reason: str
+
+
+INCREMENTAL = RefreshPlan("incremental", "")
+
+
+def refresh_plan(conn: warehouse.Connection, run_id: int, token: dict, forced: bool = False) -> RefreshPlan:
+    """Decide from the run ledger whether this run's dbt code differs from what built the warehouse.
+
+    Incremental models keep rows of earlier builds; after a change of a model, macro, seed (a policy)
+    or project var those rows were computed by other code, and nothing else would ever recompute them.
+    Full refresh when ``forced``, when the last published run or the last run that reached the build
+    (it built staging and intermediate in place, even if it failed) ran other dbt code, or ran a
+    version that did not record it. Copy when only the publication before the last did: the build area
+    holds that run's marts (ADR 0090), the published ones are current.
+    """
+    if forced:
+        return RefreshPlan("full", "--full-refresh given")
+    current = token.get("dbt_code")
+    with warehouse.connect(conn, autocommit=True) as pg:
+        published = _published_run_tokens(pg, run_id, 2)
+        last_built = pg.execute(
+            "select run_id, resume_token from ops.pipeline_runs"
+            " where run_id < %s and resume_token is not null and command = 'run'"
+            " order by run_id desc limit 1",
+            [run_id],
+        ).fetchone()
+    if last_built and last_built[1].get("dbt_code") != current:
+        return RefreshPlan("full", f"run {last_built[0]} built the warehouse with other dbt code")
+    if published and published[0][1].get("dbt_code") != current:
+        return RefreshPlan("full", f"the published marts were built by other dbt code (run {published[0][0]})")
+    if len(published) == 2 and published[1][1].get("dbt_code") != current:
+        return RefreshPlan(
+            "copy_published",
+            f"the build area holds the marts of run {published[1][0]}, built by other dbt code",
+        )
+    return INCREMENTAL
+
+
+def _published_run_tokens(pg: psycopg.Connection, run_id: int, limit: int) -> list[tuple[int, dict]]:
+    """(run id, resume token) of the newest ``limit`` runs before ``run_id`` that published."""
+    return pg.execute(
+        """
+        select runs.run_id, runs.resume_token
+        from ops.pipeline_runs as runs
+        where runs.run_id < %s
+          and runs.command = 'run'
+          and runs.status = 'succeeded'
+          and runs.resume_token is not null
+          and exists (
+              select 1 from ops.pipeline_stage_runs as stages
+              where stages.run_id = runs.run_id and stages.stage = 'publish' and stages.status = 'succeeded'
+          )
+        order by runs.run_id desc
+        limit %s
+        """,
+        [run_id, limit],
+    ).fetchall()
+
+
+def _catch_up_build_area(conn: warehouse.Connection, console: Console, replace_all: bool = False) -> int:
     """Bring the build area's incremental marts level with the published ones (ADR 0094).
 
     Which marts are incremental comes from the last dbt invocation's manifest; without one (the first
@@ -344,7 +408,7 @@ def _catch_up_build_area(conn: warehouse.Connection, console: Console) -> int:
     except (OSError, ValueError):
         return 0
     started = time.perf_counter()
-    copied = catch_up_build_area(conn, incremental_marts(manifest))
+    copied = catch_up_build_area(conn, incremental_marts(manifest), replace_all=replace_all)
     if copied:
         listed = ", ".join(f"{name} {rows:,}" for name, rows in copied.items())
         seconds = time.perf_counter() - started
@@ -496,17 +560,30 @@ RESUMABLE_STAGES = ("dbt", "score", "dbt_after_scoring")
 
 def code_fingerprint() -> str:
     """sha256 of the dbt project and ML code and configuration: a resumed stage must be the same work."""
-    digest = hashlib.sha256()
     roots = [settings.DBT_PROJECT_DIR / d for d in ("models", "macros", "seeds", "tests", "snapshots")]
     roots += [settings.DBT_PROJECT_DIR / "dbt_project.yml", settings.DBT_PROJECT_DIR / "selectors.yml"]
     roots += [settings.PROJECT_ROOT / "ml"]
     ml_config = os.environ.get("GRIDCREDIT_ML_CONFIG")
     if ml_config:
         roots.append(Path(ml_config))
+    return _fingerprint(roots)
+
+
+def dbt_code_fingerprint() -> str:
+    """sha256 of what decides the rows dbt writes: models, macros, seeds (the policies), snapshots,
+    dbt_project.yml (its vars) and selectors.yml; not the data tests, not the ML code (ADR 0095)."""
+    roots = [settings.DBT_PROJECT_DIR / d for d in ("models", "macros", "seeds", "snapshots")]
+    roots += [settings.DBT_PROJECT_DIR / "dbt_project.yml", settings.DBT_PROJECT_DIR / "selectors.yml"]
+    # Docs blocks (.md) only describe: editing one must not cost a full rebuild.
+    return _fingerprint(roots, suffixes=(".sql", ".yml", ".yaml", ".csv", ".py"))
+
+
+def _fingerprint(roots: list[Path], suffixes: tuple[str, ...] = (".sql", ".yml", ".yaml", ".csv", ".py", ".md")) -> str:
+    digest = hashlib.sha256()
     for root in roots:
         files = sorted(root.rglob("*")) if root.is_dir() else [root]
         for path in files:
-            if path.is_file() and path.suffix in (".sql", ".yml", ".yaml", ".csv", ".py", ".md"):
+            if path.is_file() and path.suffix in suffixes:
                 digest.update(path.name.encode())
                 digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -523,6 +600,7 @@ def resume_token(conn: warehouse.Connection, data: Path | None) -> dict:
 
         return {
             "code": code_fingerprint(),
+            "dbt_code": dbt_code_fingerprint(),
             "data_dir": str(data.resolve()) if data else None,
             "last_load_id": newest("ops.load_ledger", "load_id", "status = 'loaded'"),
             "last_publication_id": newest("ops.publications", "publication_id"),
@@ -587,10 +665,13 @@ def run_pipeline(
     console: Console,
     resume: bool = True,
     retrain: bool = False,
+    full_refresh: bool = False,
 ) -> list[StageResult]:
     """Run every stage that exists; raise PipelineError naming the failed stage.
 
     ``retrain``: the score stage trains every model now instead of on its cadence (ADR 0035).
+    ``full_refresh``: rebuild every dbt model from raw, whatever the ledger says (ADR 0095; a change
+    of the dbt code is detected without it).
     """
     if data is not None and not (data / "manifest.json").exists():
         raise PipelineError(f"{data} holds no manifest.json: not an extract folder")
@@ -602,8 +683,9 @@ def run_pipeline(
     if any(access.stage_role(stage) for stage in access.STAGE_ROLES):
         access.apply(conn)
     stages: list[tuple[str, Callable[[], str | StageOutcome]]] = []
-    # Set once ingest is done (tests_changed_after_load), read by the dbt stage before scoring.
+    # Set once ingest is done (tests_changed_after_load, refresh_plan), read by the dbt stages.
     test_scope: dict[str, int | None] = {}
+    refresh: dict[str, RefreshPlan] = {}
     if data is not None:
         stages.append(("ingest", lambda: _stage_ingest(conn, data, encoding, console)))
     if spark.engine() == "spark":
@@ -614,9 +696,23 @@ def run_pipeline(
         console.print("[yellow]engine spark: write-audit-publish and the ML step run on PostgreSQL only; not run[/]")
     else:
         stages.append(("freshness", lambda: _stage_freshness(conn, console)))
-        stages.append(("dbt", lambda: _stage_dbt(conn, console, DBT_BEFORE_SCORING, "dbt", test_scope.get("after"))))
+        stages.append(
+            (
+                "dbt",
+                lambda: _stage_dbt(
+                    conn, console, DBT_BEFORE_SCORING, "dbt", test_scope.get("after"), refresh.get("plan")
+                ),
+            )
+        )
         stages.append(("score", lambda: _stage_score(conn, console, retrain)))
-        stages.append(("dbt_after_scoring", lambda: _stage_dbt(conn, console, DBT_AFTER_SCORING, "dbt_after_scoring")))
+        stages.append(
+            (
+                "dbt_after_scoring",
+                lambda: _stage_dbt(
+                    conn, console, DBT_AFTER_SCORING, "dbt_after_scoring", refresh=refresh.get("plan")
+                ),
+            )
+        )
         stages.append(("publish", lambda: _stage_publish(conn, console, ledger.run_id)))
 
     results: list[StageResult] = []
@@ -628,7 +724,19 @@ def run_pipeline(
             # Ingest is done: what the build stages depend on is now fixed.
             token = resume_token(conn, data)
             ledger.record_resume_token(token)
-            test_scope["after"] = tests_changed_after_load(conn, ledger.run_id, token)
+            if spark.engine() != "spark":
+                refresh["plan"] = refresh_plan(conn, ledger.run_id, token, forced=full_refresh)
+                if refresh["plan"].mode == "full":
+                    console.print(
+                        f"[bold]full refresh[/]: {refresh['plan'].reason}; every dbt model is rebuilt from raw"
+                        " in the build area (published schemas stay as they are until the switch)"
+                    )
+                elif refresh["plan"].mode == "copy_published":
+                    console.print(
+                        f"[bold]build area replaced[/] by copies of the published marts: {refresh['plan'].reason}"
+                    )
+            full = refresh.get("plan", INCREMENTAL).mode == "full"
+            test_scope["after"] = None if full else tests_changed_after_load(conn, ledger.run_id, token)
             if test_scope["after"] is not None:
                 console.print(
                     f"row-level tests of month-rebuilt models: months changed after load {test_scope['after']}"

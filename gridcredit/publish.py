@@ -460,7 +460,12 @@ def _columns(pg: psycopg.Connection, schema: str, table: str) -> list[tuple[str,
     ).fetchall()
 
 
-def catch_up_build_area(conn: warehouse.Connection, marts: list[IncrementalMart], work_as: str | None = "dbt") -> dict:
+def catch_up_build_area(
+    conn: warehouse.Connection,
+    marts: list[IncrementalMart],
+    work_as: str | None = "dbt",
+    replace_all: bool = False,
+) -> dict:
     """Copy into each incremental mart's build table the months the published table holds newer.
 
     A month is copied when the build table lacks it or holds it from an older load
@@ -469,6 +474,10 @@ def catch_up_build_area(conn: warehouse.Connection, marts: list[IncrementalMart]
     what it finds). Tables whose columns differ (a code change: dbt's ``on_schema_change='fail'``
     decides) are left alone. Returns {"schema.table": rows copied}. Only a shortcut: an incremental
     model is correct from any older state, so a kill here, or skipping this, changes no result.
+
+    ``replace_all``: the build tables were built by other dbt code than the published ones (the run
+    after a full refresh, ADR 0095): each is dropped and copied whole from the published table, since
+    rows of an equal load would otherwise be kept.
     """
     from gridcredit import access
 
@@ -485,6 +494,9 @@ def catch_up_build_area(conn: warehouse.Connection, marts: list[IncrementalMart]
             published = sql.Identifier(mart.schema, mart.table)
             target = sql.Identifier(build, mart.table)
             build_columns = _columns(pg, build, mart.table)
+            if replace_all and build_columns:
+                pg.execute(sql.SQL("drop table {} cascade").format(target))
+                build_columns = []
             if not build_columns:
                 # The first publication left no build area: start it as a copy of the published table
                 # (columns, constraints, indexes, comments), as dbt's own build would have made it.

@@ -137,3 +137,69 @@ def test_run_refuses_a_folder_without_manifest(built_warehouse, tmp_path):
     result = _run(built_warehouse, "--data", str(tmp_path))
     assert result.returncode == 2
     assert "manifest.json" in result.stderr
+
+
+def _ledger_run(conn, dbt_code: str | None, published: bool = True) -> int:
+    from gridcredit.pipeline import RunLedger
+
+    ledger = RunLedger(conn, "run", None)
+    ledger.record_resume_token({"code": f"all-{dbt_code}", **({"dbt_code": dbt_code} if dbt_code else {})})
+    for stage in ("dbt", "publish") if published else ("dbt",):
+        ledger.stage_started(stage)
+        ledger.stage_finished(stage, "succeeded", 0.0, "")
+    ledger.finish("succeeded" if published else "failed")
+    return ledger.run_id
+
+
+def test_refresh_plan_follows_the_dbt_code_of_the_runs_that_built_the_warehouse(fresh_database):
+    """ADR 0095: full refresh while rows of other dbt code may be in the warehouse, a copy of the
+    published marts when only the build area (one publication behind) holds them, else incremental."""
+    from gridcredit.pipeline import RunLedger, refresh_plan
+
+    RunLedger(fresh_database, "run", None)  # the ledger exists before the plan is asked (a run in ingest)
+
+    def mode(forced: bool = False) -> str:
+        return refresh_plan(fresh_database, 10**9, {"dbt_code": "B"}, forced=forced).mode
+
+    assert mode() == "incremental"  # nothing built yet
+    _ledger_run(fresh_database, None)  # a version that did not record its dbt code
+    assert mode() == "full"
+    _ledger_run(fresh_database, "A")
+    assert mode() == "full"
+    _ledger_run(fresh_database, "B")  # the full refresh under B published
+    assert mode() == "copy_published"
+    _ledger_run(fresh_database, "B")
+    assert mode() == "incremental"
+    assert mode(forced=True) == "full"
+    _ledger_run(fresh_database, "A", published=False)  # a failed build of other code left its rows
+    assert mode() == "full"
+    _ledger_run(fresh_database, "B", published=False)  # its retry under B failed too: still B published twice
+    assert mode() == "incremental"
+
+
+def test_run_after_a_dbt_code_change_rebuilds_what_older_code_built(built_warehouse):
+    """Rows an older version of the models wrote (simulated: altered rows, a dropped column, a ledger
+    naming other dbt code) never reach the published marts again: the first run rebuilds everything,
+    the next replaces the build area (which still holds the older rows) from the published marts."""
+    clone = clone_database(built_warehouse)
+    mart = "marts_core.fct_customer_months"
+    try:
+        before = _outputs(clone)
+        with psycopg.connect(clone.url) as pg:
+            pg.execute(f"update {mart} set consumption_kwh = consumption_kwh + 1")
+            pg.execute("""update ops.pipeline_runs set resume_token = resume_token || '{"dbt_code": "older"}'""")
+        first = _run(clone)
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+        assert "full refresh" in first.stderr  # the CLI's console writes to stderr
+        assert _outputs(clone) == before
+        with psycopg.connect(clone.url) as pg:
+            # The build area now holds the altered rows published before; older code had other columns too.
+            build = mart.replace("marts_core.", "marts_core__build.")
+            assert pg.execute(f"select count(*) from {build} where consumption_kwh is not null").fetchone()[0] > 0
+            pg.execute(f"alter table {build} add column column_of_older_code integer")
+        second = _run(clone)
+        assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+        assert "build area replaced" in second.stderr and "full refresh" not in second.stderr
+        assert _outputs(clone) == before
+    finally:
+        drop_database(clone)
