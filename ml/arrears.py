@@ -270,7 +270,14 @@ def environment_warnings(
     return pd.DataFrame(out)
 
 
-def score(model: ArrearsModel, ds: Dataset, months, cfg: dict) -> tuple[dict[str, pd.DataFrame], list[str]]:
+def score(
+    model: ArrearsModel, ds: Dataset, months, cfg: dict, known_means: pd.Series | None = None
+) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """Warnings of every customer in ``months``, segment and environment warnings (and notes).
+
+    ``known_means``: mean probability per month index of months scored earlier in the same run
+    (scoring month by month), so the environment level reads them instead of predicting them again.
+    """
     section = cfg[MODEL_NAME]
     rows = month_rows(ds, months)
     part = ds.frame.iloc[rows]
@@ -303,6 +310,8 @@ def score(model: ArrearsModel, ds: Dataset, months, cfg: dict) -> tuple[dict[str
         seg_input[column] = seg_input[f"{seg_type}_code"]
     segments = segment_warnings(seg_input, ds, cfg) if ds.segments else pd.DataFrame()
     known = out.groupby(MONTH_INDEX)["probability"].mean()
+    if known_means is not None and len(known_means):
+        known = pd.concat([known_means[~known_means.index.isin(known.index)], known]).sort_index()
     environment = environment_warnings(model, ds, months, segments, cfg, known)
     notes = [] if ds.segments else ["no industry/region columns found: segment warnings not computed"]
     return {OUTPUT_TABLE: out, SEGMENT_TABLE: segments, ENVIRONMENT_TABLE: environment}, notes

@@ -123,27 +123,56 @@ def plain_label(column: ColumnInfo | str, overrides: dict | None = None) -> str:
     return words[:1].upper() + words[1:]
 
 
+COPY_PARSE_ROWS = 200_000  # rows per parsed CSV chunk: bounds the text held at once, not the result
+
+
+class _CopyStream(io.RawIOBase):
+    """A readable binary stream over a COPY's chunks, so pandas parses while the server sends."""
+
+    def __init__(self, copy):
+        self._chunks = iter(copy)
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(bytes(chunk))
+        n = min(len(target), len(self._pending))
+        target[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
 def read_sql_frame(
     pg: psycopg.Connection, query: sql.Composable | str, params=None, dtypes: dict[str, str] | None = None
 ) -> pd.DataFrame:
     """Run ``query`` through ``COPY (...) TO STDOUT`` (CSV) and parse it with pandas.
 
-    Far faster than fetching rows through the cursor for millions of rows. Columns in
-    ``dtypes`` are parsed as given (``"float"``, ``"string"``, ``"date"``).
+    Far faster than fetching rows through the cursor for millions of rows. The CSV text is parsed
+    as it arrives, ``COPY_PARSE_ROWS`` rows at a time (the same parser and options as one whole
+    parse, so the same values), never held whole. Columns in ``dtypes`` are parsed as given
+    (``"float"``, ``"string"``, ``"date"``).
     """
     if isinstance(query, str):
         query = sql.SQL(query)
     if params:
         query = sql.SQL(psycopg.ClientCursor(pg).mogrify(query, params))
     copy_sql = sql.SQL("copy ({}) to stdout with (format csv, header true)").format(query)
-    buffer = io.BytesIO()
-    with pg.cursor() as cur, cur.copy(copy_sql) as copy:
-        for chunk in copy:
-            buffer.write(chunk)
-    buffer.seek(0)
     dtypes = dtypes or {}
     read_types = {c: ("float64" if t == "float" else "string") for c, t in dtypes.items() if t != "date"}
-    frame = pd.read_csv(buffer, dtype=read_types, keep_default_na=True, na_values=[""])
+    with pg.cursor() as cur, cur.copy(copy_sql) as copy:
+        stream = io.BufferedReader(_CopyStream(copy), buffer_size=1 << 20)
+        with pd.read_csv(
+            stream, dtype=read_types, keep_default_na=True, na_values=[""], chunksize=COPY_PARSE_ROWS
+        ) as reader:
+            chunks = list(reader)
+    frame = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
+    del chunks
     for column, kind in dtypes.items():
         if kind == "date" and column in frame:
             frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ns]")
@@ -259,8 +288,11 @@ def load_dataset(pg: psycopg.Connection, cfg: dict, first_month: int | None = No
         where = sql.SQL(" where {} >= {}").format(
             sql.Identifier(month_col), sql.Literal(month_from_index(first_month).date())
         )
-    query = sql.SQL("select {} from {}{} order by {}, {}").format(
-        select, table_ident(features_table), where, sql.Identifier(customer_col), sql.Identifier(month_col)
+    # Rows arrive in the frame's final order (month, then customer id by code point: collation "C"
+    # orders UTF-8 bytes, which is code-point order, as Python compares str), so no sorted copy of the
+    # whole frame is needed below; the order is checked, and sorted only if the check fails.
+    query = sql.SQL('select {} from {}{} order by {}, {}::text collate "C"').format(
+        select, table_ident(features_table), where, sql.Identifier(month_col), sql.Identifier(customer_col)
     )
     frame = read_sql_frame(pg, query, dtypes=dtypes)
     frame[customer_col] = frame[customer_col].astype(str)
@@ -278,7 +310,11 @@ def load_dataset(pg: psycopg.Connection, cfg: dict, first_month: int | None = No
                 pg, sql.SQL("select {} from {}{}").format(select, table_ident(labels_table), where), dtypes=ltypes
             )
             lframe[customer_col] = lframe[customer_col].astype(str)
-            frame = frame.merge(lframe, on=[customer_col, month_col], how="left")
+            # A left join by key, one column at a time (a merge would copy the whole frame).
+            keys = pd.MultiIndex.from_arrays([frame[customer_col], frame[month_col]])
+            at = pd.MultiIndex.from_arrays([lframe[customer_col], lframe[month_col]]).get_indexer(keys)
+            for column in take.values():
+                frame[column] = _take_or_missing(lframe[column], at)
             labels.update(take)
 
     segments = dict(segments_in_features)
@@ -298,15 +334,19 @@ def load_dataset(pg: psycopg.Connection, cfg: dict, first_month: int | None = No
                 dtypes=stypes,
             )
             sframe[customer_col] = sframe[customer_col].astype(str)
-            frame = frame.merge(sframe, on=customer_col, how="left")
+            at = pd.Index(sframe[customer_col]).get_indexer(frame[customer_col])
+            for column in take.values():
+                frame[column] = _take_or_missing(sframe[column], at)
             segments.update(take)
     for col in segments.values():
         frame[col] = frame[col].astype("string").fillna("unknown")
 
     frame[MONTH_INDEX] = month_index(frame[month_col])
-    frame = frame.sort_values([MONTH_INDEX, customer_col], kind="stable", ignore_index=True)
+    if not _sorted_by_month_and_customer(frame[MONTH_INDEX].to_numpy(), frame[customer_col].to_numpy()):
+        frame = frame.sort_values([MONTH_INDEX, customer_col], kind="stable", ignore_index=True)
     for col in features:
-        frame[col] = frame[col].astype("float64")
+        if frame[col].dtype != np.float64:  # parsed as float64 already: no copy
+            frame[col] = frame[col].astype("float64")
     return Dataset(
         frame=frame,
         features=features,
@@ -320,6 +360,20 @@ def load_dataset(pg: psycopg.Connection, cfg: dict, first_month: int | None = No
     )
 
 
+def _take_or_missing(values: pd.Series, at: np.ndarray) -> pd.Series:
+    """``values`` at positions ``at`` (-1: missing), as a left merge fills them (same dtype)."""
+    return values.reset_index(drop=True).reindex(at).reset_index(drop=True)
+
+
+def _sorted_by_month_and_customer(month: np.ndarray, customer: np.ndarray) -> bool:
+    """True when rows are in (month, customer) order, as the stable sort would leave them."""
+    if len(month) < 2:
+        return True
+    later = month[1:] > month[:-1]
+    same = month[1:] == month[:-1]
+    return bool(np.all(later | (same & (customer[1:] > customer[:-1]))))
+
+
 def fingerprint_frame(frame: pd.DataFrame) -> str:
     """sha256 of a frame's content (column names, dtypes and values, in row order)."""
     import hashlib
@@ -328,4 +382,22 @@ def fingerprint_frame(frame: pd.DataFrame) -> str:
     digest.update("|".join(f"{c}:{frame[c].dtype}" for c in frame.columns).encode())
     if len(frame):
         digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def fingerprint_rows(frame: pd.DataFrame, rows: np.ndarray, columns: list[str]) -> str:
+    """``fingerprint_frame(frame.iloc[rows][columns])`` without building that copy: one column at a time.
+
+    pandas hashes a frame column by column and combines the hashes (``combine_hash_arrays``), so
+    combining each column's hash here gives the same digest (tests/test_ml_units.py checks it).
+    """
+    import hashlib
+
+    from pandas.core.util.hashing import combine_hash_arrays
+
+    digest = hashlib.sha256()
+    digest.update("|".join(f"{c}:{frame[c].dtype}" for c in columns).encode())
+    if len(rows):
+        hashes = (pd.util.hash_pandas_object(frame[c].iloc[rows], index=False).to_numpy() for c in columns)
+        digest.update(combine_hash_arrays(hashes, len(columns), len(rows)).tobytes())
     return digest.hexdigest()

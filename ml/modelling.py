@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from gridcredit.ml.features import MONTH_INDEX, Dataset, fingerprint_frame, month_from_index
+from gridcredit.ml.features import MONTH_INDEX, Dataset, fingerprint_rows, month_from_index
 from gridcredit.ml.splits import InsufficientHistory, TimeSplit, out_of_time_split, sample_rows
 
 
@@ -79,7 +79,7 @@ def labelled_plan(
     features, dropped = usable_features(frame, train, features)
     if not features:
         raise InsufficientHistory("every feature is missing in the training months")
-    used = frame.iloc[np.concatenate([train, validation, test])][[ds.customer_col, ds.month_col, column, *features]]
+    used = np.concatenate([train, validation, test])
     notes = [f"features without any value in the training months left out: {', '.join(dropped)}"] if dropped else []
     return Plan(
         model_name=model_name,
@@ -89,15 +89,14 @@ def labelled_plan(
         validation_rows=validation,
         test_rows=test,
         features=list(features),
-        data_fingerprint=fingerprint_frame(used.reset_index(drop=True)),
+        data_fingerprint=fingerprint_rows(frame, used, [ds.customer_col, ds.month_col, column, *features]),
         notes=notes,
     )
 
 
 def usable_features(frame: pd.DataFrame, rows: np.ndarray, features: list[str]) -> tuple[list[str], list[str]]:
     """Features with at least one value in ``rows`` (an all-missing column carries nothing)."""
-    values = frame.iloc[rows][features]
-    present = values.notna().any(axis=0)
+    present = {f: bool(frame[f].iloc[rows].notna().any()) for f in features}  # a column at a time: no copy
     return [f for f in features if present[f]], [f for f in features if not present[f]]
 
 

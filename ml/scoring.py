@@ -38,7 +38,7 @@ from gridcredit.ml.features import (
     read_sql_frame,
     table_exists,
 )
-from gridcredit.ml.modelling import Plan, run_identity
+from gridcredit.ml.modelling import Plan, month_rows, run_identity
 from gridcredit.ml.monitoring import grade_bad_rate, psi_month_over_month
 from gridcredit.ml.registry import (
     GateDecision,
@@ -192,9 +192,35 @@ def _evaluate(name: str, ctx: _Context, model, plan: Plan) -> tuple[dict, pd.Dat
 
 
 def _score(name: str, ctx: _Context, model, months) -> tuple[dict[str, pd.DataFrame], list[str]]:
-    if name == "consumption_forecast":
-        return consumption.score(model, ctx.ds, months, ctx.cfg, ctx.long)
-    return MODULES[name].score(model, ctx.ds, months, ctx.cfg)
+    """Score ``months`` one as-of month at a time (ADR 0036).
+
+    Every per-customer output depends only on its own month's rows (ranks, capacity levels and
+    percentiles are per month; segment and environment warnings and forecasts per month), so
+    scoring month by month gives the same rows as one call over all months while the working set
+    (feature matrix, occlusion contributions, reasons, forecasts) is one month's customers instead
+    of the whole backfill's. tests/test_ml_pipeline.py checks the equality.
+    """
+    module = MODULES[name]
+    parts: dict[str, list[pd.DataFrame]] = {}
+    notes: list[str] = []
+    known = pd.Series(dtype=float)  # arrears: mean probability of the months already scored
+    for m in sorted(int(x) for x in months):
+        if name == "arrears_warning":
+            outputs, month_notes = module.score(model, ctx.ds, [m], ctx.cfg, known_means=known)
+            scored = outputs[module.OUTPUT_TABLE]
+            known = pd.concat([known, scored.groupby(MONTH_INDEX)["probability"].mean()])
+        elif name == "consumption_forecast":
+            outputs, month_notes = module.score(model, ctx.ds, [m], ctx.cfg, ctx.long)
+        else:
+            outputs, month_notes = module.score(model, ctx.ds, [m], ctx.cfg)
+        for table, frame in outputs.items():
+            parts.setdefault(table, []).append(frame)
+        notes.extend(n for n in month_notes if n not in notes)
+    merged = {}
+    for table, frames in parts.items():
+        kept = [f for f in frames if f is not None and len(f)]
+        merged[table] = pd.concat(kept, ignore_index=True) if kept else frames[0]
+    return merged, notes
 
 
 def _published_months(pg, table: str) -> set[int]:
@@ -247,13 +273,20 @@ def _stage_outputs(name: str, ctx: _Context, outputs: dict, months, scoring_run:
     for table, frame in outputs.items():
         if frame is None:
             continue
-        frame = frame.copy()
+        frame = frame.copy(deep=False)  # copy-on-write: the new columns do not touch the scored frame
         frame["run_id"] = scoring_run
         frame["model_version"] = scoring_version
         frame["scored_at"] = [kept.get(d, ctx.started_at) for d in frame["as_of_month"]] if len(frame) else []
         outcome.rows[table] = ctx.build.stage(table, frame, Scope.equals(as_of_month=dates))
-        ctx.new_rows[table] = frame
+        ctx.new_rows[table] = _monitored_columns(table, frame)
     outcome.months_scored = [f"{d:%Y-%m}" for d in dates]
+
+
+def _monitored_columns(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns of newly scored rows that monitoring reads (kept for the whole run; reasons are not)."""
+    score_columns = {module.OUTPUT_TABLE: module.SCORE_COLUMN for module in MODULES.values()}
+    wanted = ["customer_id", "as_of_month", score_columns.get(table), "horizon", "model_grade", "final_grade"]
+    return frame[[c for c in wanted if c is not None and c in frame.columns]]
 
 
 def _score_drift(name: str, ctx: _Context, scored: pd.DataFrame) -> tuple[float | None, str | None]:
@@ -538,6 +571,29 @@ def _published_scores(ctx: _Context, table: str, column: str, exclude_dates: lis
     return frame
 
 
+def feature_psi(ds: Dataset, months: list[int], bins: int, investigate: float, act: float) -> pd.DataFrame:
+    """PSI of every feature in each of ``months`` against the month before.
+
+    One pair of consecutive months at a time: the same rows, in the same order, as
+    ``psi_month_over_month`` over all the months at once, without copying every month's features
+    (twice, with its groups).
+    """
+    pairs = [
+        psi_month_over_month(
+            ds.frame.iloc[month_rows(ds, pair)][[ds.month_col, *ds.features]],
+            ds.month_col,
+            ds.features,
+            bins,
+            investigate,
+            act,
+        )
+        for pair in zip(months, months[1:], strict=False)
+    ]
+    if not pairs:
+        return psi_month_over_month(ds.frame.iloc[:0], ds.month_col, ds.features, bins, investigate, act)
+    return pd.concat(pairs, ignore_index=True)
+
+
 def stage_monitoring(ctx: _Context, outcomes: dict[str, ModelOutcome]) -> dict[str, int]:
     """PSI of each model's score and of each feature month over month; bad rate per grade."""
     mon = ctx.cfg["monitoring"]
@@ -582,8 +638,7 @@ def stage_monitoring(ctx: _Context, outcomes: dict[str, ModelOutcome]) -> dict[s
         frames.append((psi, Scope.equals(model_name=name, variable_kind="score")))
     ds = ctx.ds
     recent = ds.months[-n_months:]
-    feats = ds.frame[ds.frame[MONTH_INDEX].isin(recent)]
-    fpsi = psi_month_over_month(feats, ds.month_col, ds.features, bins, inv, act)
+    fpsi = feature_psi(ds, recent, bins, inv, act)
     fpsi.insert(0, "model_name", "features")
     fpsi["variable_kind"] = "feature"
     frames.append((fpsi, Scope.equals(model_name="features", variable_kind="feature")))

@@ -21,7 +21,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
 
 from gridcredit.ml import metrics as M
 from gridcredit.ml.credit import feature_labels
-from gridcredit.ml.features import MONTH_INDEX, Dataset, fingerprint_frame
+from gridcredit.ml.features import MONTH_INDEX, Dataset, fingerprint_rows
 from gridcredit.ml.modelling import Plan, labelled_plan, month_rows, output_keys, usable_features
 from gridcredit.ml.reasons import occlusion_contributions, top_reasons
 from gridcredit.ml.splits import InsufficientHistory, out_of_time_split, sample_rows
@@ -110,7 +110,6 @@ def plan(ds: Dataset, cfg: dict) -> Plan:
     if not features:
         raise InsufficientHistory("no consumption-pattern feature has a value in the training months")
     label = ds.labels.get(section["label"])
-    used = ds.frame.iloc[np.concatenate([train, test])][[ds.customer_col, ds.month_col, *features]]
     p = Plan(
         model_name=MODEL_NAME,
         split=split,
@@ -119,7 +118,9 @@ def plan(ds: Dataset, cfg: dict) -> Plan:
         validation_rows=np.array([], dtype=int),
         test_rows=test,
         features=features,
-        data_fingerprint=fingerprint_frame(used.reset_index(drop=True)),
+        data_fingerprint=fingerprint_rows(
+            ds.frame, np.concatenate([train, test]), [ds.customer_col, ds.month_col, *features]
+        ),
         notes=[f"anomaly score only: {why}"],
     )
     p.parameters["mode"] = "anomaly"

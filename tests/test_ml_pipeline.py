@@ -90,6 +90,40 @@ def test_first_run_promotes_and_backfills_12_months(ml_db):
         assert listed == load_config()["theft_suspicion"]["inspection_capacity"]
 
 
+@pytest.mark.parametrize("model_name", ["credit_score", "arrears_warning", "theft_suspicion", "consumption_forecast"])
+def test_scoring_month_by_month_equals_scoring_all_months_at_once(ml_db, fast_cfg, model_name):
+    """ADR 0036: `gridcredit score` scores one as-of month at a time to bound its memory. Every output
+    row (ranks, levels, reasons, segment and environment warnings) must equal one call over the
+    whole backfill window with the same model."""
+    from types import SimpleNamespace
+
+    from gridcredit.ml import consumption, scoring
+    from gridcredit.ml.features import load_dataset
+    from gridcredit.ml.registry import current_run, load_artifact
+
+    conn, _ = ml_db
+    with psycopg.connect(conn.url) as pg:
+        ds = load_dataset(pg, fast_cfg)
+        model = load_artifact(pg, current_run(pg, model_name)["run_id"])
+    months = ds.months[-5:]
+    long = consumption.consumption_frame(ds) if model_name == "consumption_forecast" else None
+    extra = (long,) if long is not None else ()
+    whole, _ = scoring.MODULES[model_name].score(model, ds, months, fast_cfg, *extra)
+    by_month, _ = scoring._score(model_name, SimpleNamespace(ds=ds, cfg=fast_cfg, long=long), model, months)
+    assert set(by_month) == set(whole)
+
+    def as_written(frame: pd.DataFrame) -> pd.DataFrame:
+        """What COPY writes (any missing value is NULL), in key order (the table's content, not row order)."""
+        keys = [c for c in ("segment_type", "segment_code", "customer_id", "as_of_month", "target_month") if c in frame]
+        keys += [c for c in ("horizon",) if c in frame]
+        frame = frame.sort_values(keys, kind="stable", ignore_index=True)
+        return frame.astype(object).where(frame.notna(), None)
+
+    for table, frame in whole.items():
+        assert len(frame), table
+        pd.testing.assert_frame_equal(as_written(by_month[table]), as_written(frame), check_exact=True, obj=table)
+
+
 def test_metrics_against_baselines_are_recorded(ml_db):
     conn, summary = ml_db
     arrears = summary["models"]["arrears_warning"]["metrics"]

@@ -431,3 +431,57 @@ def test_calibration_by_decile_covers_every_row():
     table = M.calibration_by_decile(y, p)
     assert table["n"].sum() == 1000 and table["decile"].tolist() == list(range(1, 11))
     assert table["observed_rate"].iloc[-1] > table["observed_rate"].iloc[0]
+
+
+def test_fingerprint_of_rows_equals_the_fingerprint_of_their_copy():
+    """Plans fingerprint their rows column by column (no copy of the training rows): the digest must
+    be the one of the copied frame, or every stored run key would change."""
+    from gridcredit.ml.features import fingerprint_frame, fingerprint_rows
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            "customer_id": pd.Series([f"C{i:04d}" for i in range(50)], dtype="str"),
+            "as_of_month": pd.to_datetime(["2024-01-01"] * 50),
+            "x": rng.normal(size=50),
+            "y": np.where(rng.random(50) < 0.3, np.nan, 1.0),
+            "segment": pd.Series(["a", "b"] * 25, dtype="string"),
+        }
+    )
+    rows = np.array([7, 3, 3, 49, 0, 12])
+    columns = ["customer_id", "as_of_month", "y", "x", "segment"]
+    expected = fingerprint_frame(frame.iloc[rows][columns].reset_index(drop=True))
+    assert fingerprint_rows(frame, rows, columns) == expected
+    assert fingerprint_rows(frame, rows[:-1], columns) != expected
+    assert fingerprint_rows(frame, rows, columns[:-1]) != expected
+    assert fingerprint_rows(frame, rows[:0], columns) == fingerprint_frame(frame.iloc[:0][columns])
+
+
+def test_lookup_join_fills_like_a_left_merge():
+    from gridcredit.ml.features import _take_or_missing
+
+    left = pd.DataFrame({"k": ["a", "b", "c", "d"]})
+    right = pd.DataFrame({"k": ["d", "a"], "v": [4.0, 1.0], "s": pd.Series(["x", "y"], dtype="string")})
+    merged = left.merge(right, on="k", how="left")
+    at = pd.Index(right["k"]).get_indexer(left["k"])
+    for column in ("v", "s"):
+        pd.testing.assert_series_equal(_take_or_missing(right[column], at), merged[column], check_names=False)
+
+
+def test_feature_psi_pair_by_pair_equals_all_months_at_once():
+    from gridcredit.ml.monitoring import psi_month_over_month
+    from gridcredit.ml.scoring import feature_psi
+
+    features, labels = make_marts(customers=60, months=8, seed=5)
+    frame = features.copy()
+    frame["as_of_month"] = pd.to_datetime(frame["as_of_month"])
+    frame[MONTH_INDEX] = frame["as_of_month"].dt.year * 12 + frame["as_of_month"].dt.month - 1
+    frame = frame.sort_values([MONTH_INDEX, "customer_id"], ignore_index=True)
+    names = [c for c in frame.select_dtypes("number").columns if c != MONTH_INDEX][:5]
+    frame[names] = frame[names].astype(float)
+    ds = Dataset(frame=frame, features=names, labels={}, segments={})
+    recent = ds.months[-5:]
+    whole = psi_month_over_month(frame[frame[MONTH_INDEX].isin(recent)], "as_of_month", names, 10, 0.1, 0.25)
+    pd.testing.assert_frame_equal(feature_psi(ds, recent, 10, 0.1, 0.25), whole, check_exact=True)
+    assert len(whole) == 4 * len(names)
+    assert feature_psi(ds, recent[:1], 10, 0.1, 0.25).empty
