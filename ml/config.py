@@ -139,6 +139,9 @@ def validate_config(cfg: dict) -> dict:
             _require(gate, key, f"discipline.promotion.{name}")
         _number(gate["tolerance"], f"discipline.promotion.{name}.tolerance", 0, 1)
     every = _number(disc.get("retrain_every_months", 1), "discipline.retrain_every_months", 1, 120)
+    batch = _number(disc.get(SCORE_BATCH_KEY, 100_000), f"discipline.{SCORE_BATCH_KEY}", 1, 10**9)
+    if batch != int(batch):
+        raise ConfigError(f"ml config: discipline.{SCORE_BATCH_KEY} must be a whole number of rows")
     if every != int(every):
         raise ConfigError("ml config: discipline.retrain_every_months must be a whole number of months")
     credit = cfg["credit_score"]
@@ -211,10 +214,17 @@ def config_fingerprint(cfg: dict) -> str:
     """sha256 of the configuration's canonical JSON.
 
     The retrain cadence (``discipline.retrain_every_months``) is left out: it says when to train,
-    not how, so changing it does not by itself make a new model version (ADR 0035).
+    not how, so changing it does not by itself make a new model version (ADR 0035). So is the
+    scoring batch size (``discipline.score_batch_rows``): it bounds memory and changes no output
+    (ADR 0036).
     """
-    canonical = {**cfg, "discipline": {k: v for k, v in (cfg.get("discipline") or {}).items() if k != RETRAIN_KEY}}
+    unversioned = {RETRAIN_KEY, SCORE_BATCH_KEY}
+    canonical = {
+        **cfg,
+        "discipline": {k: v for k, v in (cfg.get("discipline") or {}).items() if k not in unversioned},
+    }
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, default=str).encode()).hexdigest()
 
 
 RETRAIN_KEY = "retrain_every_months"
+SCORE_BATCH_KEY = "score_batch_rows"

@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 from gridcredit import warehouse
 from gridcredit.ml import arrears, consumption, credit, theft
 from gridcredit.ml import metrics as M
-from gridcredit.ml.config import MODEL_NAMES, RETRAIN_KEY, config_fingerprint, load_config
+from gridcredit.ml.config import MODEL_NAMES, RETRAIN_KEY, SCORE_BATCH_KEY, config_fingerprint, load_config
 from gridcredit.ml.features import (
     MONTH_INDEX,
     Dataset,
@@ -191,28 +191,48 @@ def _evaluate(name: str, ctx: _Context, model, plan: Plan) -> tuple[dict, pd.Dat
     return metrics, deciles
 
 
-def _score(name: str, ctx: _Context, model, months) -> tuple[dict[str, pd.DataFrame], list[str]]:
-    """Score ``months`` one as-of month at a time (ADR 0036).
+def score_batches(ds: Dataset, months, max_rows: int) -> list[list[int]]:
+    """Consecutive as-of months grouped so a batch holds at most ``max_rows`` rows (at least one month)."""
+    counts = ds.frame[MONTH_INDEX].value_counts()
+    batches: list[list[int]] = []
+    rows = 0
+    for m in sorted(int(x) for x in months):
+        n = int(counts.get(m, 0))
+        if batches and rows + n <= max_rows:
+            batches[-1].append(m)
+            rows += n
+        else:
+            batches.append([m])
+            rows = n
+    return batches
+
+
+def _score(
+    name: str, ctx: _Context, model, months, max_rows: int | None = None
+) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """Score ``months`` in batches of whole as-of months (``discipline.score_batch_rows``; ADR 0036).
 
     Every per-customer output depends only on its own month's rows (ranks, capacity levels and
     percentiles are per month; segment and environment warnings and forecasts per month), so
     scoring month by month gives the same rows as one call over all months while the working set
-    (feature matrix, occlusion contributions, reasons, forecasts) is one month's customers instead
+    (feature matrix, occlusion contributions, reasons, forecasts) is one batch's customers instead
     of the whole backfill's. tests/test_ml_pipeline.py checks the equality.
     """
     module = MODULES[name]
+    if max_rows is None:
+        max_rows = int(ctx.cfg["discipline"].get(SCORE_BATCH_KEY, 100_000))
     parts: dict[str, list[pd.DataFrame]] = {}
     notes: list[str] = []
     known = pd.Series(dtype=float)  # arrears: mean probability of the months already scored
-    for m in sorted(int(x) for x in months):
+    for batch in score_batches(ctx.ds, months, max_rows):
         if name == "arrears_warning":
-            outputs, month_notes = module.score(model, ctx.ds, [m], ctx.cfg, known_means=known)
+            outputs, month_notes = module.score(model, ctx.ds, batch, ctx.cfg, known_means=known)
             scored = outputs[module.OUTPUT_TABLE]
             known = pd.concat([known, scored.groupby(MONTH_INDEX)["probability"].mean()])
         elif name == "consumption_forecast":
-            outputs, month_notes = module.score(model, ctx.ds, [m], ctx.cfg, ctx.long)
+            outputs, month_notes = module.score(model, ctx.ds, batch, ctx.cfg, ctx.long)
         else:
-            outputs, month_notes = module.score(model, ctx.ds, [m], ctx.cfg)
+            outputs, month_notes = module.score(model, ctx.ds, batch, ctx.cfg)
         for table, frame in outputs.items():
             parts.setdefault(table, []).append(frame)
         notes.extend(n for n in month_notes if n not in notes)

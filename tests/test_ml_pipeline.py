@@ -109,7 +109,9 @@ def test_scoring_month_by_month_equals_scoring_all_months_at_once(ml_db, fast_cf
     long = consumption.consumption_frame(ds) if model_name == "consumption_forecast" else None
     extra = (long,) if long is not None else ()
     whole, _ = scoring.MODULES[model_name].score(model, ds, months, fast_cfg, *extra)
-    by_month, _ = scoring._score(model_name, SimpleNamespace(ds=ds, cfg=fast_cfg, long=long), model, months)
+    context = SimpleNamespace(ds=ds, cfg=fast_cfg, long=long)
+    by_month, _ = scoring._score(model_name, context, model, months, max_rows=1)  # one month per batch
+    assert len(scoring.score_batches(ds, months, max_rows=1)) == len(months)
     assert set(by_month) == set(whole)
 
     def as_written(frame: pd.DataFrame) -> pd.DataFrame:

@@ -485,3 +485,20 @@ def test_feature_psi_pair_by_pair_equals_all_months_at_once():
     pd.testing.assert_frame_equal(feature_psi(ds, recent, 10, 0.1, 0.25), whole, check_exact=True)
     assert len(whole) == 4 * len(names)
     assert feature_psi(ds, recent[:1], 10, 0.1, 0.25).empty
+
+
+def test_score_batches_hold_whole_months_up_to_the_row_limit(cfg):
+    from gridcredit.ml.scoring import score_batches
+
+    months = np.repeat(np.arange(100, 106), [3, 3, 3, 5, 1, 3])
+    ds = Dataset(frame=pd.DataFrame({MONTH_INDEX: months}), features=[], labels={}, segments={})
+    assert score_batches(ds, [105, 100, 101, 102, 103, 104], 6) == [[100, 101], [102], [103, 104], [105]]
+    assert score_batches(ds, [101, 103], 1) == [[101], [103]]  # a month larger than the limit is one batch
+    assert score_batches(ds, range(100, 106), 10**6) == [list(range(100, 106))]
+    other = copy.deepcopy(cfg)
+    other["discipline"]["score_batch_rows"] = 7
+    validate_config(other)
+    assert config_fingerprint(other) == config_fingerprint(cfg)  # memory, not the model
+    other["discipline"]["score_batch_rows"] = 0.5
+    with pytest.raises(ConfigError):
+        validate_config(other)
