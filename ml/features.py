@@ -165,14 +165,27 @@ def read_sql_frame(
     copy_sql = sql.SQL("copy ({}) to stdout with (format csv, header true)").format(query)
     dtypes = dtypes or {}
     read_types = {c: ("float64" if t == "float" else "string") for c, t in dtypes.items() if t != "date"}
+    # Each parsed chunk is split into its columns at once (so the chunk's 2-D block is freed), and
+    # each column's pieces are joined and dropped one column at a time: the peak is about one frame
+    # plus one column, not two frames. The frame keeps one block per column, as before (the old
+    # float64 cast loop split every feature into its own block too).
+    pieces: dict[str, list[pd.Series]] = {}
     with pg.cursor() as cur, cur.copy(copy_sql) as copy:
         stream = io.BufferedReader(_CopyStream(copy), buffer_size=1 << 20)
         with pd.read_csv(
             stream, dtype=read_types, keep_default_na=True, na_values=[""], chunksize=COPY_PARSE_ROWS
         ) as reader:
-            chunks = list(reader)
-    frame = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
-    del chunks
+            for chunk in reader:
+                for name in chunk.columns:
+                    pieces.setdefault(name, []).append(chunk[name].copy())
+                del chunk
+    columns = {}
+    for name in list(pieces):
+        parts = pieces.pop(name)
+        columns[name] = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+        del parts
+    frame = pd.DataFrame(columns, copy=False)
+    del columns
     for column, kind in dtypes.items():
         if kind == "date" and column in frame:
             frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ns]")
