@@ -640,7 +640,15 @@ def bench_scale(
         figures["bi_p95_s"], figures["bi_not_measured_reason"], figures["bi"] = p95, reason, detail
 
     def incremental_month() -> None:
-        run_env = dict(env, WAREHOUSE_URL=db["pipeline"].url)
+        # dbt's target folder of the full run, as in production: its manifest is what the run reads
+        # for freshness from the ledger and for the build-area catch-up, and its parse is reused.
+        run_env = dict(
+            env,
+            WAREHOUSE_URL=db["pipeline"].url,
+            DBT_LOG_FORMAT_FILE="json",
+            DBT_LOG_PATH=str(work / "dbt-logs-increment"),
+            DBT_TARGET_PATH=str(work / "dbt-target"),
+        )
         measured = run_sampled(
             [GRIDCREDIT, "run", "--data", str(increment)],
             run_env,
