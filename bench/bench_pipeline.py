@@ -587,16 +587,24 @@ def bench_scale(
             ingest_file_timings={rel: f["timings"] for rel, f in ingest_figures.items() if f["rows"] > 100_000},
         )
 
-    def end_to_end() -> None:
-        db["pipeline"] = pipeline_db = create_database(db["base"], "bench_pipeline")
-        dbt_logs, dbt_target = work / "dbt-logs", work / "dbt-target"
-        run_env = dict(
+    dbt_target = work / "dbt-target"
+
+    def pipeline_env(dbt_logs: Path) -> dict[str, str]:
+        """`gridcredit run` on this scale's pipeline database; every run shares one dbt target folder
+        (as production does: its manifest feeds freshness from the ledger and the build-area catch-up,
+        and its parse is reused), each keeps its own JSON log folder."""
+        return dict(
             env,
-            WAREHOUSE_URL=pipeline_db.url,
+            WAREHOUSE_URL=db["pipeline"].url,
             DBT_LOG_FORMAT_FILE="json",
             DBT_LOG_PATH=str(dbt_logs),
             DBT_TARGET_PATH=str(dbt_target),
         )
+
+    def end_to_end() -> None:
+        db["pipeline"] = pipeline_db = create_database(db["base"], "bench_pipeline")
+        dbt_logs = work / "dbt-logs"
+        run_env = pipeline_env(dbt_logs)
         measured = run_sampled(
             [GRIDCREDIT, "run", "--data", str(extract)], run_env, logs / "run.log", lambda: postmaster_pid(server)
         )
@@ -640,15 +648,7 @@ def bench_scale(
         figures["bi_p95_s"], figures["bi_not_measured_reason"], figures["bi"] = p95, reason, detail
 
     def incremental_month() -> None:
-        # dbt's target folder of the full run, as in production: its manifest is what the run reads
-        # for freshness from the ledger and for the build-area catch-up, and its parse is reused.
-        run_env = dict(
-            env,
-            WAREHOUSE_URL=db["pipeline"].url,
-            DBT_LOG_FORMAT_FILE="json",
-            DBT_LOG_PATH=str(work / "dbt-logs-increment"),
-            DBT_TARGET_PATH=str(work / "dbt-target"),
-        )
+        run_env = pipeline_env(work / "dbt-logs-increment")
         measured = run_sampled(
             [GRIDCREDIT, "run", "--data", str(increment)],
             run_env,

@@ -683,12 +683,12 @@ def run_pipeline(
     if any(access.stage_role(stage) for stage in access.STAGE_ROLES):
         access.apply(conn)
     stages: list[tuple[str, Callable[[], str | StageOutcome]]] = []
-    # Set once ingest is done (tests_changed_after_load, refresh_plan), read by the dbt stages.
-    test_scope: dict[str, int | None] = {}
-    refresh: dict[str, RefreshPlan] = {}
+    # Fixed once ingest is done (refresh_plan, tests_changed_after_load), read by the dbt stages.
+    build: dict = {"refresh": INCREMENTAL, "tests_after": None}
+    on_spark = spark.engine() == "spark"
     if data is not None:
         stages.append(("ingest", lambda: _stage_ingest(conn, data, encoding, console)))
-    if spark.engine() == "spark":
+    if on_spark:
         # docs/SPARK.md: the raw layer goes to Spark and dbt builds there, in place. Write-audit-publish,
         # the ML step and the marts after it are PostgreSQL-only.
         stages.append(("spark_sync", lambda: _stage_spark_sync(conn, console)))
@@ -699,18 +699,14 @@ def run_pipeline(
         stages.append(
             (
                 "dbt",
-                lambda: _stage_dbt(
-                    conn, console, DBT_BEFORE_SCORING, "dbt", test_scope.get("after"), refresh.get("plan")
-                ),
+                lambda: _stage_dbt(conn, console, DBT_BEFORE_SCORING, "dbt", build["tests_after"], build["refresh"]),
             )
         )
         stages.append(("score", lambda: _stage_score(conn, console, retrain)))
         stages.append(
             (
                 "dbt_after_scoring",
-                lambda: _stage_dbt(
-                    conn, console, DBT_AFTER_SCORING, "dbt_after_scoring", refresh=refresh.get("plan")
-                ),
+                lambda: _stage_dbt(conn, console, DBT_AFTER_SCORING, "dbt_after_scoring", refresh=build["refresh"]),
             )
         )
         stages.append(("publish", lambda: _stage_publish(conn, console, ledger.run_id)))
@@ -724,22 +720,20 @@ def run_pipeline(
             # Ingest is done: what the build stages depend on is now fixed.
             token = resume_token(conn, data)
             ledger.record_resume_token(token)
-            if spark.engine() != "spark":
-                refresh["plan"] = refresh_plan(conn, ledger.run_id, token, forced=full_refresh)
-                if refresh["plan"].mode == "full":
+            if not on_spark:
+                plan = build["refresh"] = refresh_plan(conn, ledger.run_id, token, forced=full_refresh)
+                if plan.mode == "full":
                     console.print(
-                        f"[bold]full refresh[/]: {refresh['plan'].reason}; every dbt model is rebuilt from raw"
+                        f"[bold]full refresh[/]: {plan.reason}; every dbt model is rebuilt from raw"
                         " in the build area (published schemas stay as they are until the switch)"
                     )
-                elif refresh["plan"].mode == "copy_published":
-                    console.print(
-                        f"[bold]build area replaced[/] by copies of the published marts: {refresh['plan'].reason}"
-                    )
-            full = refresh.get("plan", INCREMENTAL).mode == "full"
-            test_scope["after"] = None if full else tests_changed_after_load(conn, ledger.run_id, token)
-            if test_scope["after"] is not None:
+                elif plan.mode == "copy_published":
+                    console.print(f"[bold]build area replaced[/] by copies of the published marts: {plan.reason}")
+            if build["refresh"].mode != "full":
+                build["tests_after"] = tests_changed_after_load(conn, ledger.run_id, token)
+            if build["tests_after"] is not None:
                 console.print(
-                    f"row-level tests of month-rebuilt models: months changed after load {test_scope['after']}"
+                    f"row-level tests of month-rebuilt models: months changed after load {build['tests_after']}"
                     " (the last two published runs ran this code and tested the rest; ADR 0021)"
                 )
             if resume:
