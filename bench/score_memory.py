@@ -78,7 +78,11 @@ def main() -> None:
     steps = StepPeaks()
     steps.wrap(features, "read_sql_frame", "read_sql_frame")
     scoring.read_sql_frame = features.read_sql_frame
-    steps.wrap(scoring, "load_dataset", "load_dataset")
+    for name in ("load_dataset", "open_dataset"):  # the whole read before ADR 0097, on demand after
+        if hasattr(scoring, name):
+            steps.wrap(scoring, name, name)
+    if hasattr(features, "MartSource"):
+        steps.wrap(features.MartSource, "read", "read_months")
     for name in ("run_model", "stage_monitoring", "score_all"):
         steps.wrap(scoring, name, name)
     steps.wrap(writeback.BuildArea, "prepare", "write_back_prepare")
@@ -97,7 +101,7 @@ def main() -> None:
         "timings": summary["timings"],
     }
     for r in steps.records:
-        if r["step"] in ("load_dataset", "run_model", "stage_monitoring", "score_all"):
+        if r["step"] in ("load_dataset", "open_dataset", "run_model", "stage_monitoring", "score_all"):
             print(
                 f"{r['step']:18s} {r['model'] or '':22s} RSS {r['rss_before_mib']:6d} -> peak {r['peak_rss_mib']:6d}"
                 f" -> {r['rss_after_mib']:6d} MiB  {r['seconds']:8.1f} s"

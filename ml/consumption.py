@@ -26,7 +26,9 @@ SCORE_COLUMN = "kwh_forecast"
 def consumption_frame(ds: Dataset, pg=None, cfg: dict | None = None) -> pd.DataFrame:
     """Long frame ``customer_id, month (monthly Period), m (month index), kwh``."""
     if ds.consumption_column:
-        part = ds.frame[[ds.customer_col, MONTH_INDEX, ds.consumption_column]].rename(
+        # An on-demand dataset reads only the keys and kWh of every month here (a narrow frame).
+        frame = ds.window(ds.months, [ds.consumption_column]).frame if ds.on_demand else ds.frame
+        part = frame[[ds.customer_col, MONTH_INDEX, ds.consumption_column]].rename(
             columns={ds.customer_col: "customer_id", MONTH_INDEX: "m", ds.consumption_column: "kwh"}
         )
     elif pg is not None and cfg is not None:

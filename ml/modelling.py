@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,9 @@ class Plan:
     data_fingerprint: str
     parameters: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # The dataset the row positions index: for an on-demand dataset, a frame of only the planned rows
+    # (gather_rows); None: the dataset the plan was made on. Dropped before scoring (ADR 0097).
+    data: Dataset | None = None
 
     @property
     def learned_months(self) -> set[int]:
@@ -58,15 +61,9 @@ def labelled_plan(
         disc["min_train_months"],
         use_validation=use_validation,
     )
-    frame = ds.frame
-    has_label = frame[column].notna().to_numpy()
-    month = frame[MONTH_INDEX].to_numpy()
-
-    def rows(part):
-        return np.flatnonzero(has_label & np.isin(month, part))
-
-    train = sample_rows(rows(split.train), int(disc["max_train_rows"]), int(disc["seed"]))
-    validation, test = rows(split.validation), rows(split.test)
+    parts = [(split.train, column, int(disc["max_train_rows"])), (split.validation, column, None)]
+    data, (train, validation, test) = gather_rows(ds, [*parts, (split.test, column, None)], int(disc["seed"]))
+    frame = data.frame
     y = frame[column].to_numpy(dtype=float)
     positives = int(np.nansum(y[train]))
     if len(train) < int(disc.get("min_train_rows", 1)) or positives < int(disc["min_positives"]):
@@ -91,7 +88,70 @@ def labelled_plan(
         features=list(features),
         data_fingerprint=fingerprint_rows(frame, used, [ds.customer_col, ds.month_col, column, *features]),
         notes=notes,
+        data=data,
     )
+
+
+def gather_rows(ds: Dataset, parts, seed: int) -> tuple[Dataset, list[np.ndarray]]:
+    """Row positions of each part ``(months, label column or None, row cap or None)``: the rows of
+    those months (with a known label), a deterministic sample of at most ``cap`` of them.
+
+    A whole dataset gives positions into its own frame. An on-demand one reads the parts' months
+    one at a time and keeps only the chosen rows, so at most the planned rows and one month are
+    held; it returns a dataset of those rows and positions into it. The sample is the same:
+    ``sample_rows`` picks by position in the sorted candidate list, and the candidates' count per
+    month is known from the mart's summary, so positions are drawn before any row is read.
+    """
+    if not ds.on_demand:
+        month = ds.frame[MONTH_INDEX].to_numpy()
+        out = []
+        for months, label, cap in parts:
+            mask = np.isin(month, list(months))
+            if label is not None:
+                mask &= ds.frame[label].notna().to_numpy()
+            rows = np.flatnonzero(mask)
+            out.append(sample_rows(rows, cap, seed) if cap is not None else rows)
+        return ds, out
+    pieces: list[pd.DataFrame] = []
+    out, offset = [], 0
+    for months, label, cap in parts:
+        counts = ds.label_counts(label) if label is not None else ds.month_row_counts()
+        months = sorted(int(m) for m in months)
+        total = sum(counts.get(m, 0) for m in months)
+        chosen = sample_rows(np.arange(total), cap, seed) if cap is not None else None
+        seen, positions = 0, []
+        for m in months:
+            if not counts.get(m, 0):
+                continue
+            frame = ds.window([m]).frame
+            rows = np.flatnonzero(frame[label].notna().to_numpy()) if label is not None else np.arange(len(frame))
+            if len(rows) != counts[m]:
+                raise RuntimeError(
+                    f"the feature mart changed while it was read: {len(rows)} rows in month {m}, {counts[m]} counted"
+                )
+            if chosen is not None:
+                rows = rows[chosen[(chosen >= seen) & (chosen < seen + len(rows))] - seen]
+            seen += counts[m]
+            pieces.append(frame.iloc[rows].reset_index(drop=True))
+            del frame
+            positions.append(np.arange(offset, offset + len(rows)))
+            offset += len(rows)
+        out.append(np.concatenate(positions) if positions else np.array([], dtype=np.int64))
+    return replace(ds, frame=concat_by_column(pieces, ds.frame)), out
+
+
+def concat_by_column(pieces: list[pd.DataFrame], template: pd.DataFrame) -> pd.DataFrame:
+    """``pd.concat(pieces, ignore_index=True)`` joining one column at a time and freeing each column's
+    pieces as it goes: the peak is about the result plus one column, not twice the result."""
+    if not pieces:
+        return template.iloc[:0].copy()
+    columns = {}
+    for name in list(pieces[0].columns):
+        parts = [piece.pop(name) for piece in pieces]
+        columns[name] = parts[0].reset_index(drop=True) if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+        del parts
+    pieces.clear()
+    return pd.DataFrame(columns, copy=False)
 
 
 def usable_features(frame: pd.DataFrame, rows: np.ndarray, features: list[str]) -> tuple[list[str], list[str]]:

@@ -32,9 +32,10 @@ from gridcredit.ml.config import MODEL_NAMES, RETRAIN_KEY, SCORE_BATCH_KEY, conf
 from gridcredit.ml.features import (
     MONTH_INDEX,
     Dataset,
-    load_dataset,
+    iter_sql_chunks,
     month_from_index,
     month_index,
+    open_dataset,
     read_sql_frame,
     table_exists,
 )
@@ -101,21 +102,32 @@ def discover_truth_dir(pg) -> Path | None:
     return candidate if (candidate / "customer_months.csv").exists() else None
 
 
-def load_truth(truth_dir: Path | None) -> pd.DataFrame | None:
-    """Simulator truth per customer-month: ``customer_id, m, financial_health, theft_active``."""
+def load_truth(truth_dir: Path | None, months=None) -> pd.DataFrame | None:
+    """Simulator truth per customer-month: ``customer_id, m, financial_health, theft_active``.
+
+    ``months``: only these month indexes (the file is read in chunks, so the whole history of
+    customer-months is never held: ADR 0097).
+    """
     if truth_dir is None:
         return None
     path = Path(truth_dir) / "customer_months.csv"
     if not path.exists():
         return None
-    frame = pd.read_csv(path, dtype={"customer_id": str, "month": str})
-    out = pd.DataFrame({"customer_id": frame["customer_id"], "m": month_index(pd.to_datetime(frame["month"] + "-01"))})
-    if "financial_health" in frame:
-        out["financial_health"] = frame["financial_health"].astype(float)
-    for col in ("theft_active", "is_thief"):
-        if col in frame:
-            out[col] = frame[col].astype(str).str.lower().isin(["true", "t", "1"]).astype(float)
-    return out
+    wanted = None if months is None else {int(m) for m in months}
+    parts = []
+    with pd.read_csv(path, dtype={"customer_id": str, "month": str}, chunksize=500_000) as reader:
+        for frame in reader:
+            m = month_index(pd.to_datetime(frame["month"] + "-01"))
+            keep = np.ones(len(frame), dtype=bool) if wanted is None else np.isin(m, list(wanted))
+            frame = frame.loc[keep].reset_index(drop=True)
+            out = pd.DataFrame({"customer_id": frame["customer_id"], "m": m[keep]})
+            if "financial_health" in frame:
+                out["financial_health"] = frame["financial_health"].astype(float)
+            for col in ("theft_active", "is_thief"):
+                if col in frame:
+                    out[col] = frame[col].astype(str).str.lower().isin(["true", "t", "1"]).astype(float)
+            parts.append(out)
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 def truth_health_auc(ds: Dataset, rows: np.ndarray, label: str, truth: pd.DataFrame | None) -> float | None:
@@ -152,18 +164,26 @@ class _Context:
     ):
         self.pg, self.log, self.build, self.ds, self.cfg = pg, log, build, ds, cfg
         self.code_fp, self.config_fp, self.truth_dir = code_fp, config_fp, truth_dir
-        self._truth: pd.DataFrame | None = None
+        self._truth: tuple[tuple[int, ...], pd.DataFrame | None] | None = None
         self.rescore, self.started_at, self.retrain = rescore, started_at, retrain
         self.long: pd.DataFrame | None = None
         self.new_rows: dict[str, pd.DataFrame] = {}
 
-    @property
-    def truth(self) -> pd.DataFrame | None:
-        """The simulator's truth, read on first use: only evaluating a trained model needs it."""
-        if self._truth is None and self.truth_dir is not None:
-            self._truth = load_truth(self.truth_dir)
-            self.truth_dir = None if self._truth is None else self.truth_dir
-        return self._truth
+    def truth(self, months) -> pd.DataFrame | None:
+        """The simulator's truth of ``months``, read on first use: only evaluating a trained model
+        needs it, on its test months (the last months asked for are kept: a champion is evaluated
+        on the same months)."""
+        if self.truth_dir is None:
+            return None
+        key = tuple(sorted(int(m) for m in months))
+        if self._truth is None or self._truth[0] != key:
+            self._truth = None  # free the previous months first
+            truth = load_truth(self.truth_dir, key)
+            if truth is None:
+                self.truth_dir = None
+                return None
+            self._truth = (key, truth)
+        return self._truth[1]
 
 
 def _plan(name: str, ctx: _Context) -> Plan:
@@ -174,18 +194,20 @@ def _plan(name: str, ctx: _Context) -> Plan:
 
 
 def _fit(name: str, ctx: _Context, plan: Plan):
+    ds = plan.data or ctx.ds  # the plan's rows index its own dataset (only the planned rows, ADR 0097)
     if name == "consumption_forecast":
-        return consumption.fit(ctx.ds, plan, ctx.cfg, ctx.long)
-    return MODULES[name].fit(ctx.ds, plan, ctx.cfg)
+        return consumption.fit(ds, plan, ctx.cfg, ctx.long)
+    return MODULES[name].fit(ds, plan, ctx.cfg)
 
 
 def _evaluate(name: str, ctx: _Context, model, plan: Plan) -> tuple[dict, pd.DataFrame]:
+    ds = plan.data or ctx.ds
     if name == "consumption_forecast":
-        return consumption.evaluate(model, ctx.ds, plan, ctx.cfg, ctx.long)
+        return consumption.evaluate(model, ds, plan, ctx.cfg, ctx.long)
     if name == "theft_suspicion":
-        return theft.evaluate(model, ctx.ds, plan, ctx.cfg, ctx.truth)
-    metrics, deciles = MODULES[name].evaluate(model, ctx.ds, plan, ctx.cfg)
-    health = truth_health_auc(ctx.ds, plan.test_rows, plan.label_column, ctx.truth)
+        return theft.evaluate(model, ds, plan, ctx.cfg, ctx.truth(plan.split.test))
+    metrics, deciles = MODULES[name].evaluate(model, ds, plan, ctx.cfg)
+    health = truth_health_auc(ds, plan.test_rows, plan.label_column, ctx.truth(plan.split.test))
     if health is not None:
         metrics["truth_financial_health_auc"] = health
     return metrics, deciles
@@ -193,7 +215,7 @@ def _evaluate(name: str, ctx: _Context, model, plan: Plan) -> tuple[dict, pd.Dat
 
 def score_batches(ds: Dataset, months, max_rows: int) -> list[list[int]]:
     """Consecutive as-of months grouped so a batch holds at most ``max_rows`` rows (at least one month)."""
-    counts = ds.frame[MONTH_INDEX].value_counts()
+    counts = ds.month_row_counts()
     batches: list[list[int]] = []
     rows = 0
     for m in sorted(int(x) for x in months):
@@ -225,14 +247,16 @@ def _score(
     notes: list[str] = []
     known = pd.Series(dtype=float)  # arrears: mean probability of the months already scored
     for batch in score_batches(ctx.ds, months, max_rows):
+        ds = _batch_window(name, ctx.ds, batch, known)
         if name == "arrears_warning":
-            outputs, month_notes = module.score(model, ctx.ds, batch, ctx.cfg, known_means=known)
+            outputs, month_notes = module.score(model, ds, batch, ctx.cfg, known_means=known)
             scored = outputs[module.OUTPUT_TABLE]
             known = pd.concat([known, scored.groupby(MONTH_INDEX)["probability"].mean()])
         elif name == "consumption_forecast":
-            outputs, month_notes = module.score(model, ctx.ds, batch, ctx.cfg, ctx.long)
+            outputs, month_notes = module.score(model, ds, batch, ctx.cfg, ctx.long)
         else:
-            outputs, month_notes = module.score(model, ctx.ds, batch, ctx.cfg)
+            outputs, month_notes = module.score(model, ds, batch, ctx.cfg)
+        del ds
         for table, frame in outputs.items():
             parts.setdefault(table, []).append(frame)
         notes.extend(n for n in month_notes if n not in notes)
@@ -241,6 +265,22 @@ def _score(
         kept = [f for f in frames if f is not None and len(f)]
         merged[table] = pd.concat(kept, ignore_index=True) if kept else frames[0]
     return merged, notes
+
+
+def _batch_window(name: str, ds: Dataset, batch: list[int], known: pd.Series) -> Dataset:
+    """The months a model's ``score`` reads for one batch (the dataset itself when it is whole).
+
+    The arrears environment level compares each month with the 3 before it; those not scored in
+    an earlier batch are predicted again, so they are read too. The forecast reads kWh from the
+    long frame and only keys and segments of the batch here.
+    """
+    months = set(batch)
+    if name == "arrears_warning":
+        have = set(ds.months)
+        months |= {m - k for m in batch for k in (1, 2, 3) if m - k in have and m - k not in known.index}
+    if name == "consumption_forecast":
+        return ds.window(sorted(months), list(ds.segments.values()))
+    return ds.window(sorted(months))
 
 
 def _published_months(pg, table: str) -> set[int]:
@@ -288,7 +328,7 @@ def _flatten_metrics(metrics: dict) -> dict[str, float]:
 def _stage_outputs(name: str, ctx: _Context, outputs: dict, months, scoring_run: str, scoring_version: str, outcome):
     """Stage the scored months' rows (run id, version, first scoring time kept) in the build area."""
     module = MODULES[name]
-    dates = sorted(ctx.ds.frame.loc[ctx.ds.frame[MONTH_INDEX].isin(months), ctx.ds.month_col].dt.date.unique())
+    dates = ctx.ds.month_dates(months)
     kept = _scored_at(ctx, module.OUTPUT_TABLE, scoring_run, dates)
     for table, frame in outputs.items():
         if frame is None:
@@ -473,6 +513,7 @@ def run_model(name: str, ctx: _Context) -> ModelOutcome:
             has_current=True,
         )
     pg.commit()
+    plan.data = None  # the training rows are not needed to score: free them first (ADR 0097)
     lap("gate_s")
 
     if decision.promote:
@@ -582,9 +623,14 @@ def _not_in_dates(dates: list) -> sql.Composable:
     return sql.SQL("as_of_month <> all({}::date[])").format(sql.Literal([str(d) for d in dates]))
 
 
-def _published_scores(ctx: _Context, table: str, column: str, exclude_dates: list, extra: str = "") -> pd.DataFrame:
-    query = sql.SQL("select customer_id, as_of_month, {} as value from ml.{} where {}{}").format(
-        sql.Identifier(column), sql.Identifier(table), _not_in_dates(exclude_dates), sql.SQL(extra)
+def _published_scores(
+    ctx: _Context, table: str, column: str, exclude_dates: list, extra: str = "", only_dates: list | None = None
+) -> pd.DataFrame:
+    only = sql.SQL("")
+    if only_dates is not None:
+        only = sql.SQL(" and as_of_month = any({}::date[])").format(sql.Literal([str(d) for d in only_dates]))
+    query = sql.SQL("select customer_id, as_of_month, {} as value from ml.{} where {}{}{}").format(
+        sql.Identifier(column), sql.Identifier(table), _not_in_dates(exclude_dates), sql.SQL(extra), only
     )
     frame = read_sql_frame(ctx.pg, query, dtypes={"customer_id": "string", "as_of_month": "date", "value": "float"})
     ctx.pg.commit()
@@ -598,20 +644,84 @@ def feature_psi(ds: Dataset, months: list[int], bins: int, investigate: float, a
     ``psi_month_over_month`` over all the months at once, without copying every month's features
     (twice, with its groups).
     """
-    pairs = [
-        psi_month_over_month(
-            ds.frame.iloc[month_rows(ds, pair)][[ds.month_col, *ds.features]],
-            ds.month_col,
-            ds.features,
-            bins,
-            investigate,
-            act,
+    pairs = []
+    for pair in zip(months, months[1:], strict=False):
+        part = ds.window(pair, ds.features)  # two months read at a time from an on-demand dataset
+        pairs.append(
+            psi_month_over_month(
+                part.frame.iloc[month_rows(part, pair)][[ds.month_col, *ds.features]],
+                ds.month_col,
+                ds.features,
+                bins,
+                investigate,
+                act,
+            )
         )
-        for pair in zip(months, months[1:], strict=False)
-    ]
+        del part
     if not pairs:
         return psi_month_over_month(ds.frame.iloc[:0], ds.month_col, ds.features, bins, investigate, act)
     return pd.concat(pairs, ignore_index=True)
+
+
+def _grade_bad_rates(ctx: _Context, label: str, horizon: int) -> pd.DataFrame | None:
+    """Bad rate per as-of month and grade of every published and new credit score (None: no scores).
+
+    Each month's rates need only that month's scores and labels, so months are taken a few at a
+    time (ADR 0097): the published scores stream in month order (on the log connection, while the
+    labels of the months already complete are read on the main one), the new ones go by batches.
+    """
+    ds = ctx.ds
+    mature_until = ds.latest_month - horizon
+    new = ctx.new_rows.get("credit_scores")
+    new_dates = sorted(set(new["as_of_month"])) if new is not None and len(new) else []
+    parts: list[pd.DataFrame] = []
+
+    def rates(scores: pd.DataFrame) -> None:
+        scores = scores.assign(**{MONTH_INDEX: month_index(scores["as_of_month"])})
+        frame = ds.window(sorted(int(m) for m in scores[MONTH_INDEX].unique()), [label]).frame
+        labels = frame[[ds.customer_col, MONTH_INDEX, label]].rename(
+            columns={ds.customer_col: "customer_id", MONTH_INDEX: "m"}
+        )
+        bad = grade_bad_rate(
+            scores[["customer_id", MONTH_INDEX, "model_grade", "final_grade"]].rename(columns={MONTH_INDEX: "m"}),
+            labels,
+            ["customer_id", "m"],
+            label,
+            mature_until,
+        )
+        month_dates = scores.drop_duplicates(MONTH_INDEX).set_index(MONTH_INDEX)["as_of_month"]
+        bad["as_of_month"] = bad["as_of_month"].map(month_dates)
+        parts.append(bad)
+
+    query = sql.SQL(
+        "select customer_id, as_of_month, model_grade, final_grade from ml.credit_scores where {} order by as_of_month"
+    ).format(_not_in_dates(new_dates))
+    types = {"customer_id": "string", "as_of_month": "date", "model_grade": "string", "final_grade": "string"}
+    pending = None
+    for chunk in iter_sql_chunks(ctx.log, query, dtypes=types):
+        pending = chunk if pending is None else pd.concat([pending, chunk], ignore_index=True)
+        complete = (pending["as_of_month"] < pending["as_of_month"].max()).to_numpy()
+        if complete.any():  # months before the last one read are complete (rows come in month order)
+            rates(pending.loc[complete])
+            pending = pending.loc[~complete].reset_index(drop=True)
+    if pending is not None and len(pending):
+        rates(pending)
+    if new is not None and len(new):
+        new = new[["customer_id", "as_of_month", "model_grade", "final_grade"]].assign(
+            as_of_month=lambda f: pd.to_datetime(f["as_of_month"])
+        )
+        new_month = month_index(new["as_of_month"])
+        max_rows = int(ctx.cfg["discipline"].get(SCORE_BATCH_KEY, 100_000))
+        for batch in score_batches(ds, np.unique(new_month), max_rows):
+            rates(new.loc[np.isin(new_month, batch)])
+    if not parts:
+        return None
+    # As one call over every month lists them: model grades, then final grades, each by month and grade.
+    bad = pd.concat(parts, ignore_index=True)
+    bad["_order"] = bad["grade_type"].map({"model": 0, "final": 1})
+    bad = bad.sort_values(["_order", "as_of_month"], kind="stable", ignore_index=True).drop(columns="_order")
+    bad["as_of_month"] = bad["as_of_month"].dt.date
+    return bad
 
 
 def stage_monitoring(ctx: _Context, outcomes: dict[str, ModelOutcome]) -> dict[str, int]:
@@ -633,7 +743,14 @@ def stage_monitoring(ctx: _Context, outcomes: dict[str, ModelOutcome]) -> dict[s
         new = ctx.new_rows.get(table)
         extra = " and horizon = 1" if name == "consumption_forecast" else ""
         new_dates = sorted(set(new["as_of_month"])) if new is not None and len(new) else []
-        old = _published_scores(ctx, table, column, new_dates, extra)
+        # Only the last `monitoring.months` months (published or new) are compared: read only those.
+        published = ctx.pg.execute(
+            sql.SQL("select distinct as_of_month from ml.{} where {}{}").format(
+                sql.Identifier(table), _not_in_dates(new_dates), sql.SQL(extra)
+            )
+        ).fetchall()
+        recent_dates = sorted({r[0] for r in published} | set(new_dates))[-n_months:]
+        old = _published_scores(ctx, table, column, new_dates, extra, only_dates=recent_dates)
         parts = [old]
         if new is not None and len(new):
             part = new if name != "consumption_forecast" else new[new["horizon"] == 1]
@@ -672,38 +789,8 @@ def stage_monitoring(ctx: _Context, outcomes: dict[str, ModelOutcome]) -> dict[s
     role = ctx.cfg["credit_score"]["label"]
     label = ds.labels.get(role)
     if label is not None:
-        new = ctx.new_rows.get("credit_scores")
-        new_dates = sorted(set(new["as_of_month"])) if new is not None and len(new) else []
-        query = sql.SQL(
-            "select customer_id, as_of_month, model_grade, final_grade from ml.credit_scores where {}"
-        ).format(_not_in_dates(new_dates))
-        old = read_sql_frame(
-            ctx.pg,
-            query,
-            dtypes={"customer_id": "string", "as_of_month": "date", "model_grade": "string", "final_grade": "string"},
-        )
-        ctx.pg.commit()
-        parts = [old]
-        if new is not None and len(new):
-            parts.append(
-                new[["customer_id", "as_of_month", "model_grade", "final_grade"]].assign(
-                    as_of_month=lambda f: pd.to_datetime(f["as_of_month"])
-                )
-            )
-        scores = pd.concat(parts, ignore_index=True)
-        if len(scores):
-            scores[MONTH_INDEX] = month_index(scores["as_of_month"])
-            labels = ds.frame[[ds.customer_col, MONTH_INDEX, label]].rename(columns={ds.customer_col: "customer_id"})
-            horizon = int(ctx.cfg["inputs"]["label_horizon_months"][role])
-            bad = grade_bad_rate(
-                scores[["customer_id", MONTH_INDEX, "model_grade", "final_grade"]].rename(columns={MONTH_INDEX: "m"}),
-                labels.rename(columns={MONTH_INDEX: "m"}),
-                ["customer_id", "m"],
-                label,
-                ds.latest_month - horizon,
-            )
-            month_dates = scores.drop_duplicates(MONTH_INDEX).set_index(MONTH_INDEX)["as_of_month"]
-            bad["as_of_month"] = bad["as_of_month"].map(month_dates).dt.date
+        bad = _grade_bad_rates(ctx, label, int(ctx.cfg["inputs"]["label_horizon_months"][role]))
+        if bad is not None:
             rows["monitoring_grade_bad_rate"] = ctx.build.stage("monitoring_grade_bad_rate", bad, Scope.everything())
     return rows
 
@@ -796,7 +883,7 @@ def score_all(
         close_interrupted_attempts(log)
         steps: dict[str, float] = {}
         clock = time.perf_counter()
-        ds = load_dataset(pg, cfg)
+        ds = open_dataset(pg, cfg)  # months are read when a step needs them (ADR 0097)
         pg.commit()
         steps["load_features_s"] = round(time.perf_counter() - clock, 3)
         build = BuildArea(pg)
@@ -806,7 +893,7 @@ def score_all(
         for name in selected:
             attempt = start_attempt(log, name, None)
             try:
-                if ds.frame.empty:
+                if ds.n_rows == 0:
                     raise InsufficientHistory(f"{cfg['inputs']['features_table']} has no rows")
                 outcome = run_model(name, ctx)
             except InsufficientHistory as error:
@@ -824,7 +911,7 @@ def score_all(
             outcomes[name] = outcome
         clock = time.perf_counter()
         steps["models_s"] = round(clock - began - steps["load_features_s"], 3)
-        monitoring_rows = stage_monitoring(ctx, outcomes) if not ds.frame.empty else {}
+        monitoring_rows = stage_monitoring(ctx, outcomes) if ds.n_rows else {}
         steps["monitoring_s"] = round(time.perf_counter() - clock, 3)
         clock = time.perf_counter()
         if publish:

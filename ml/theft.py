@@ -22,9 +22,9 @@ from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
 from gridcredit.ml import metrics as M
 from gridcredit.ml.credit import feature_labels
 from gridcredit.ml.features import MONTH_INDEX, Dataset, fingerprint_rows
-from gridcredit.ml.modelling import Plan, labelled_plan, month_rows, output_keys, usable_features
+from gridcredit.ml.modelling import Plan, gather_rows, labelled_plan, month_rows, output_keys, usable_features
 from gridcredit.ml.reasons import occlusion_contributions, top_reasons
-from gridcredit.ml.splits import InsufficientHistory, out_of_time_split, sample_rows
+from gridcredit.ml.splits import InsufficientHistory, out_of_time_split
 
 MODEL_NAME = "theft_suspicion"
 OUTPUT_TABLE = "theft_suspicion"
@@ -103,10 +103,10 @@ def plan(ds: Dataset, cfg: dict) -> Plan:
     split = out_of_time_split(
         ds.months, disc["train_months"], 0, disc["test_months"], disc["min_train_months"], use_validation=False
     )
-    month = ds.frame[MONTH_INDEX].to_numpy()
-    train = sample_rows(np.flatnonzero(np.isin(month, split.train)), int(disc["max_train_rows"]), int(disc["seed"]))
-    test = np.flatnonzero(np.isin(month, split.test))
-    features, _ = usable_features(ds.frame, train, features)
+    data, (train, test) = gather_rows(
+        ds, [(split.train, None, int(disc["max_train_rows"])), (split.test, None, None)], int(disc["seed"])
+    )
+    features, _ = usable_features(data.frame, train, features)
     if not features:
         raise InsufficientHistory("no consumption-pattern feature has a value in the training months")
     label = ds.labels.get(section["label"])
@@ -119,9 +119,10 @@ def plan(ds: Dataset, cfg: dict) -> Plan:
         test_rows=test,
         features=features,
         data_fingerprint=fingerprint_rows(
-            ds.frame, np.concatenate([train, test]), [ds.customer_col, ds.month_col, *features]
+            data.frame, np.concatenate([train, test]), [ds.customer_col, ds.month_col, *features]
         ),
         notes=[f"anomaly score only: {why}"],
+        data=data,
     )
     p.parameters["mode"] = "anomaly"
     return p

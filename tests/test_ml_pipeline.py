@@ -92,26 +92,30 @@ def test_first_run_promotes_and_backfills_12_months(ml_db):
 
 @pytest.mark.parametrize("model_name", ["credit_score", "arrears_warning", "theft_suspicion", "consumption_forecast"])
 def test_scoring_month_by_month_equals_scoring_all_months_at_once(ml_db, fast_cfg, model_name):
-    """ADR 0036: `gridcredit score` scores one as-of month at a time to bound its memory. Every output
-    row (ranks, levels, reasons, segment and environment warnings) must equal one call over the
-    whole backfill window with the same model."""
+    """ADR 0036: `gridcredit score` scores one as-of month at a time to bound its memory, and (ADR
+    0097) reads each batch's months on demand. Every output row (ranks, levels, reasons, segment and
+    environment warnings) must equal one call over the whole backfill window, on the whole read of
+    the feature mart, with the same model."""
     from types import SimpleNamespace
 
     from gridcredit.ml import consumption, scoring
-    from gridcredit.ml.features import load_dataset
+    from gridcredit.ml.features import load_dataset, open_dataset
     from gridcredit.ml.registry import current_run, load_artifact
 
     conn, _ = ml_db
     with psycopg.connect(conn.url) as pg:
-        ds = load_dataset(pg, fast_cfg)
+        ds, lazy = load_dataset(pg, fast_cfg), open_dataset(pg, fast_cfg)
         model = load_artifact(pg, current_run(pg, model_name)["run_id"])
-    months = ds.months[-5:]
-    long = consumption.consumption_frame(ds) if model_name == "consumption_forecast" else None
-    extra = (long,) if long is not None else ()
-    whole, _ = scoring.MODULES[model_name].score(model, ds, months, fast_cfg, *extra)
-    context = SimpleNamespace(ds=ds, cfg=fast_cfg, long=long)
-    by_month, _ = scoring._score(model_name, context, model, months, max_rows=1)  # one month per batch
-    assert len(scoring.score_batches(ds, months, max_rows=1)) == len(months)
+        months = ds.months[-5:]
+        long = consumption.consumption_frame(ds) if model_name == "consumption_forecast" else None
+        extra = (long,) if long is not None else ()
+        whole, _ = scoring.MODULES[model_name].score(model, ds, months, fast_cfg, *extra)
+        lazy_long = consumption.consumption_frame(lazy) if long is not None else None
+        if long is not None:
+            pd.testing.assert_frame_equal(lazy_long, long, check_exact=True)
+        context = SimpleNamespace(ds=lazy, cfg=fast_cfg, long=lazy_long)
+        by_month, _ = scoring._score(model_name, context, model, months, max_rows=1)  # one month per batch
+    assert len(scoring.score_batches(lazy, months, max_rows=1)) == len(months)
     assert set(by_month) == set(whole)
 
     def as_written(frame: pd.DataFrame) -> pd.DataFrame:
@@ -124,6 +128,71 @@ def test_scoring_month_by_month_equals_scoring_all_months_at_once(ml_db, fast_cf
     for table, frame in whole.items():
         assert len(frame), table
         pd.testing.assert_frame_equal(as_written(by_month[table]), as_written(frame), check_exact=True, obj=table)
+
+
+def test_on_demand_dataset_reads_the_same_rows_as_the_whole_read(ml_db, fast_cfg):
+    """ADR 0097: the score stage reads months on demand instead of holding the whole feature mart.
+    Its summary (months, rows and known labels per month, dates), any window of months, each model's
+    training rows (sampled: the row cap is below the labelled rows) and the feature PSI must equal
+    what the whole read gives, value for value, with the same dtypes and order."""
+    import copy
+
+    from gridcredit.ml import arrears, credit, theft
+    from gridcredit.ml.features import MONTH_INDEX, load_dataset, open_dataset
+    from gridcredit.ml.scoring import feature_psi
+
+    cfg = copy.deepcopy(fast_cfg)
+    cfg["discipline"]["max_train_rows"] = 1_000
+    conn, _ = ml_db
+    with psycopg.connect(conn.url) as pg:
+        whole, lazy = load_dataset(pg, cfg), open_dataset(pg, cfg)
+        assert lazy.on_demand and not whole.on_demand and lazy.frame.empty
+        assert (lazy.months, lazy.latest_month, lazy.n_rows) == (whole.months, whole.latest_month, len(whole.frame))
+        assert lazy.month_row_counts() == whole.month_row_counts()
+        assert lazy.month_dates(lazy.months) == whole.month_dates(whole.months)
+        pd.testing.assert_frame_equal(lazy.frame, whole.frame.iloc[:0], check_exact=True)
+        for role, column in whole.labels.items():
+            assert lazy.label_counts(column) == whole.label_counts(column), column
+            assert lazy.labelled_months(role, 1) == whole.labelled_months(role, 1), role
+
+        def rows_of(frame: pd.DataFrame, months, columns=None) -> pd.DataFrame:
+            part = frame[frame[MONTH_INDEX].isin(months)].reset_index(drop=True)
+            return part if columns is None else part[[c for c in part.columns if c in columns]]
+
+        months = [whole.months[0], whole.months[5], whole.months[-1]]
+        pd.testing.assert_frame_equal(lazy.window(months).frame, rows_of(whole.frame, months), check_exact=True)
+        label = whole.labels["bad_within_12_months"]
+        keys = [whole.customer_col, whole.month_col, MONTH_INDEX]
+        pd.testing.assert_frame_equal(
+            lazy.window(months, [label]).frame, rows_of(whole.frame, months, [*keys, label]), check_exact=True
+        )
+
+        anomaly_cfg = copy.deepcopy(cfg)  # too few confirmed thefts: the anomaly-only plan (all rows of a month)
+        anomaly_cfg["discipline"]["min_positives"] = 10**9
+        plans = [
+            ("credit_score", lambda ds: credit.plan(ds, cfg)),
+            ("arrears_warning", lambda ds: arrears.plan(ds, cfg)),
+            ("theft_suspicion anomaly", lambda ds: theft.plan(ds, anomaly_cfg)),
+        ]
+        sampled = False
+        for name, make in plans:
+            a, b = make(whole), make(lazy)
+            assert (a.split, a.features, a.data_fingerprint) == (b.split, b.features, b.data_fingerprint), name
+            assert b.data is not None and len(b.data.frame) < len(whole.frame), name
+            for part in ("train_rows", "validation_rows", "test_rows"):
+                pd.testing.assert_frame_equal(
+                    b.data.frame.iloc[getattr(b, part)].reset_index(drop=True),
+                    whole.frame.iloc[getattr(a, part)].reset_index(drop=True),
+                    check_exact=True,
+                    obj=f"{name} {part}",
+                )
+            sampled |= len(a.train_rows) == cfg["discipline"]["max_train_rows"]
+        assert sampled  # the row cap drew a sample: positions were chosen before any row was read
+
+        recent = whole.months[-4:]
+        pd.testing.assert_frame_equal(
+            feature_psi(lazy, recent, 10, 0.1, 0.25), feature_psi(whole, recent, 10, 0.1, 0.25), check_exact=True
+        )
 
 
 def test_metrics_against_baselines_are_recorded(ml_db):
