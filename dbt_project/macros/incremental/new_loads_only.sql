@@ -1,15 +1,48 @@
 {#-
     WHERE clause for an incremental staging table: only rows of loads newer than the newest load
     already in the table (the load id is rendered as a literal, so PostgreSQL prunes the raw table's
-    per-load partitions at plan time). Renders nothing on a full build.
+    per-load partitions at plan time). Renders nothing on a full build. `newest` is
+    `newest_staged_load_id()`, passed in when the model needs it twice (one scan of the table).
 -#}
-{% macro new_loads_only(load_id_column='_load_id') -%}
-    {{ return(adapter.dispatch('new_loads_only', 'gridcredit')(load_id_column)) }}
+{% macro new_loads_only(load_id_column='_load_id', newest=none) -%}
+    {{ return(adapter.dispatch('new_loads_only', 'gridcredit')(load_id_column, newest)) }}
 {%- endmacro %}
 
-{% macro default__new_loads_only(load_id_column) -%}
+{% macro default__new_loads_only(load_id_column, newest) -%}
     {%- if execute and is_incremental() -%}
-        {%- set newest = run_query('select coalesce(max(load_id), -1) from ' ~ this).columns[0].values()[0] -%}
+        {%- set newest = newest if newest is not none else gridcredit.newest_staged_load_id() -%}
         where {{ load_id_column }} > {{ newest }}
     {%- endif -%}
+{%- endmacro %}
+
+{#- The newest load id already in this incremental table (-1 when empty); none on a full build or
+    at parse time. -#}
+{% macro newest_staged_load_id() -%}
+    {%- if execute and is_incremental() -%}
+        {{ return(run_query('select coalesce(max(load_id), -1) from ' ~ this).columns[0].values()[0]) }}
+    {%- endif -%}
+    {{ return(none) }}
+{%- endmacro %}
+
+{#-
+    How many committed loads of a raw table `new_loads_only(newest=newest)` lets through, from the
+    load ledger (one raw partition per committed load). Ingestion refuses a file with a duplicate key,
+    so rows of ONE load have unique keys and need no dedupe (docs/decisions/0099). At parse time it
+    answers 2 (the general case).
+-#}
+{% macro committed_loads_after(source_relation, newest) -%}
+    {%- if not execute -%}
+        {{ return(2) }}
+    {%- endif -%}
+    {%- set loads_query -%}
+        select count(*)
+        from ops.load_ledger as ledger
+        where ledger.status = 'loaded'
+            and ledger.system = '{{ source_relation.schema | replace("raw_", "", 1) }}'
+            and ledger.table_name = '{{ source_relation.identifier }}'
+            {%- if newest is not none %}
+            and ledger.load_id > {{ newest }}
+            {%- endif %}
+    {%- endset -%}
+    {{ return(run_query(loads_query).columns[0].values()[0] | int) }}
 {%- endmacro %}

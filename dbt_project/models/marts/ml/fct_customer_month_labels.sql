@@ -1,6 +1,8 @@
 -- ML labels: one row per customer per as-of month, looking forward from the month end (kept apart
 -- from the features on purpose). Horizons come from reference.config_label_horizons; a label is
 -- null when its window runs past the data horizon and nothing decided it in the observed part.
+-- Indexed by month: the ML step reads the labels one as-of month at a time (ADR 0097).
+{{ config(indexes=[{'columns': ['as_of_month']}]) }}
 with
 
 customer_months as (
