@@ -45,6 +45,14 @@ INCREMENTAL_MARTS = [
     "staging.stg_billing__bills",
     "staging.stg_billing__payments",
 ]
+# Incremental after scoring (ADR 0098): rebuilt from the first month with a new load or new scores.
+# With their staging views: the pipeline's views read the ML step's build area (var ml_schema), these read `ml`.
+SCORED_MODELS = (
+    "stg_ml__credit_scores stg_ml__arrears_warnings stg_ml__theft_suspicion stg_ml__consumption_forecasts"
+    " fct_customer_month_scores int_consumption_forecasts_pivoted"
+)
+SCORED_TABLES = ["marts_ml.fct_customer_month_scores", "intermediate.int_consumption_forecasts_pivoted"]
+SCORE_TABLES = ("credit_scores", "arrears_warnings", "theft_suspicion", "consumption_forecasts")
 
 
 # The last private target per database: its saved parse goes into the next one, so the calls on one
@@ -319,6 +327,44 @@ def test_incremental_month_and_correction_equal_a_full_build(clone, pipeline_inc
     # a full build reads every load (the correction's bill twice): ranked, latest load wins
     assert "row_number()" in last_run_sql(tmp_path, "stg_billing__bills")
     assert table_checksums(clone, INCREMENTAL_MARTS) == incremental
+
+    # The models built from scores (ADR 0098) rebuild from the first month with a new load (the
+    # correction above; the forecasts read no load)...
+    out = run_dbt(clone, tmp_path, "run", "--select", SCORED_MODELS)
+    scores_log = "fct_customer_month_scores: months newly scored or scored again from"
+    assert f"{scores_log} nowhere; rebuilding from {month}-01" in out
+    built = table_checksums(clone, SCORED_TABLES)
+    out = run_dbt(clone, tmp_path, "run", "--select", SCORED_MODELS)
+    assert out.count("rebuilding from nowhere") == 2
+    assert table_checksums(clone, SCORED_TABLES) == built, "a rerun with nothing new changed rows"
+    # ... or with new scores: the ML step scores one more month and scores an earlier month again
+    # (another grade, so the next month's `previous_final_grade` changes too).
+    with psycopg.connect(clone.url) as pg:
+        months = [m for m, in pg.execute("select distinct as_of_month from ml.credit_scores order by 1")]
+        rescored, last = months[len(months) // 2], months[-1]
+        for table in SCORE_TABLES:
+            pg.execute(f"create temporary table new_month as select * from ml.{table} where as_of_month = %s", [last])
+            pg.execute("update new_month set as_of_month = (as_of_month + interval '1 month')::date, scored_at = now()")
+            pg.execute(f"insert into ml.{table} select * from new_month")
+            pg.execute("drop table new_month")
+        pg.execute(
+            "update ml.credit_scores set scored_at = now(),"
+            " final_grade = case when final_grade = 'A' then 'B' else 'A' end where as_of_month = %s",
+            [rescored],
+        )
+        forecasts = pg.execute("select count(*) from ml.consumption_forecasts").fetchone()[0]
+    out = run_dbt(clone, tmp_path, "run", "--select", SCORED_MODELS)
+    decisions = [line for line in out.splitlines() if "rebuilding from" in line]
+    expected = f"{scores_log} {rescored:%Y-%m-%d}; rebuilding from {rescored:%Y-%m-%d}"
+    assert any(expected in d for d in decisions), decisions
+    if forecasts:
+        new_month = f"{last.year + last.month // 12:04d}-{last.month % 12 + 1:02d}-01"
+        forecasts_log = f"int_consumption_forecasts_pivoted: months newly scored or scored again from {new_month}"
+        assert any(forecasts_log in d for d in decisions), decisions
+    incremental = table_checksums(clone, SCORED_TABLES)
+    assert incremental != built, "new scores changed nothing"
+    run_dbt(clone, tmp_path, "run", "--select", SCORED_MODELS, "--full-refresh")
+    assert table_checksums(clone, SCORED_TABLES) == incremental
 
 
 def test_changed_month_tests_read_only_rebuilt_months_and_still_fail(clone, tmp_path):

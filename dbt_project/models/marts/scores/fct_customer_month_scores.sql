@@ -4,29 +4,39 @@
 -- final grade of the month before (grade migration), so BI can drill any score by any segment.
 -- The segments come from the feature mart's row of the month (one join: it already carries the
 -- customer-month's attributes and the value tier), not from joining the customer-month again.
+-- Incremental by as-of month (ADR 0098): a run rebuilds from the first month with a new load or new
+-- scores; last month's grade needs the month before the first rebuilt one.
+{%- set reprocess_from = gridcredit.incremental_by_scored_month([
+    ref('stg_ml__credit_scores'), ref('stg_ml__arrears_warnings'), ref('stg_ml__theft_suspicion'),
+]) %}
+
 with
 
 credit_scores as (
 
     select * from {{ ref('stg_ml__credit_scores') }}
+    where {{ gridcredit.reprocess_filter('as_of_month', reprocess_from, lookback_months=1) }}
 
 ),
 
 arrears_warnings as (
 
     select * from {{ ref('stg_ml__arrears_warnings') }}
+    where {{ gridcredit.reprocess_filter('as_of_month', reprocess_from) }}
 
 ),
 
 theft_suspicion as (
 
     select * from {{ ref('stg_ml__theft_suspicion') }}
+    where {{ gridcredit.reprocess_filter('as_of_month', reprocess_from) }}
 
 ),
 
 features as (
 
     select * from {{ ref('fct_customer_month_features') }}
+    where {{ gridcredit.reprocess_filter('as_of_month', reprocess_from) }}
 
 ),
 
@@ -73,7 +83,9 @@ final as (
         theft_suspicion.suspicion_score,
         theft_suspicion.is_on_inspection_list,
         scores.is_in_training_window,
-        scores.model_version
+        scores.model_version,
+        features.source_load_id,
+        greatest(scores.scored_at, arrears_warnings.scored_at, theft_suspicion.scored_at) as scored_at
     from with_previous_grade as scores
     left join features
         on
@@ -87,6 +99,7 @@ final as (
         on
             scores.customer_id = theft_suspicion.customer_id
             and scores.as_of_month = theft_suspicion.as_of_month
+    where {{ gridcredit.reprocess_filter('scores.as_of_month', reprocess_from) }}
 
 )
 

@@ -1,0 +1,90 @@
+{#-
+    The header of a model built after scoring and incremental by as-of month (docs/decisions/0098):
+    configures the model (delete+insert of whole months on `unique_key`, schema changes fail) and
+    returns which months this run rebuilds, in reprocess_from_month()'s terms ('all', 'none' or
+    'YYYY-MM-DD': that month and every later one):
+
+        {%- set reprocess_from = gridcredit.incremental_by_scored_month([ref('stg_ml__credit_scores'), ...]) %}
+
+    Such a model's rows change for two reasons, so it stores two markers and rebuilds from the first
+    month either of them names:
+      - `source_load_id` (from the feature mart's rows): a load the model has not seen, as
+        reprocess_from_month() compares with the load ledger (`follows_loads=false` for a model that
+        reads only score tables: no `source_load_id` then);
+      - `scored_at` (the newest `scored_at` of the score tables' rows it joined; the first relation
+        drives: its months are the model's): a month the ML step scored for the first time or again
+        (a new model version rescores its whole window). The ML step stamps each month's rows with
+        the time the run that scored them first published them (ml/schema.py), so a month whose
+        newest `scored_at` in the score tables differs from the model's own has new scores. Compared
+        month by month, not by the newest value of the table: the build area's catch-up (ADR 0094)
+        copies only months with a newer load.
+    No meta.rebuilt_by_month: the pipeline's scoped tests (ADR 0021) follow loads, and a rescored
+    month has no new load, so this model's tests always read every row.
+-#}
+{% macro incremental_by_scored_month(score_relations, unique_key='as_of_month', follows_loads=true) -%}
+    {{- config(
+        materialized='incremental',
+        unique_key=unique_key,
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    ) -}}
+    {%- set month_ledger = ref('int_load_ledger_months') if follows_loads else none -%}
+    {{- return(gridcredit.reprocess_from_scored_month(month_ledger, score_relations, unique_key)) -}}
+{%- endmacro %}
+
+{% macro reprocess_from_scored_month(month_ledger, score_relations, month_column) -%}
+    {{ return(adapter.dispatch('reprocess_from_scored_month', 'gridcredit')(month_ledger, score_relations, month_column)) }}
+{%- endmacro %}
+
+{% macro default__reprocess_from_scored_month(month_ledger, score_relations, month_column) -%}
+    {%- if not execute or not is_incremental() -%}
+        {{ return('all') }}
+    {%- endif -%}
+    {%- set from_loads = gridcredit.reprocess_from_month(month_ledger) if month_ledger else 'none' -%}
+    {%- set query -%}
+        with
+        {% for relation in score_relations %}
+        scored_{{ loop.index }} as (
+            select as_of_month, max(scored_at) as scored_at from {{ relation }} group by as_of_month
+        ),
+        {% endfor %}
+        {#- The months of the first relation (the model's driving table), each with the newest
+            scored_at of the rows the model can join that month. -#}
+        scored_months as (
+            select
+                scored_1.as_of_month,
+                greatest(
+                    {%- for relation in score_relations %}scored_{{ loop.index }}.scored_at{% if not loop.last %}, {% endif %}{% endfor -%}
+                ) as scored_at
+            from scored_1
+            {%- for relation in score_relations[1:] %}
+            left join scored_{{ loop.index + 1 }} on scored_1.as_of_month = scored_{{ loop.index + 1 }}.as_of_month
+            {%- endfor %}
+        ),
+
+        built_months as (
+            select {{ month_column }} as as_of_month, max(scored_at) as scored_at
+            from {{ this }}
+            group by {{ month_column }}
+        )
+
+        select {{ dbt.cast('min(scored_months.as_of_month)', dbt.type_string()) }} as reprocess_from
+        from scored_months
+        left join built_months on scored_months.as_of_month = built_months.as_of_month
+        where built_months.as_of_month is null or scored_months.scored_at <> built_months.scored_at
+    {%- endset -%}
+    {%- set from_scores = run_query(query).columns[0].values()[0] -%}
+    {%- set firsts = [] -%}
+    {%- for value in [from_loads, from_scores] -%}
+        {%- if value and value != 'none' -%}
+            {%- do firsts.append(value | string) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- set reprocess_from = firsts | min if firsts else 'none' -%}
+    {%- do log(
+        this.identifier ~ ": months newly scored or scored again from " ~ (from_scores or 'nowhere') ~ "; rebuilding from "
+        ~ (reprocess_from if firsts else 'nowhere (no new load or scores)'),
+        info=true,
+    ) -%}
+    {{ return(reprocess_from) }}
+{%- endmacro %}
