@@ -13,6 +13,32 @@
 {% macro default__source_or_empty(source_name, table_name, columns) -%}
     {%- set relation = source(source_name, table_name) -%}
     {%- if execute and load_relation(relation) is none -%}
+    {{ gridcredit.not_yet_written(table_name, columns) }}
+    {%- else -%}
+    {{ relation }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- PostgreSQL asks the catalog, not dbt's relation cache: with 2 threads a second node could read a
+    schema's cache while dbt was still filling it and see an existing ml table as missing, so a
+    published mart came out empty (session 8; the same symptom as dbt-adapters issue 366). -#}
+{% macro postgres__source_or_empty(source_name, table_name, columns) -%}
+    {%- set relation = source(source_name, table_name) -%}
+    {%- if execute -%}
+        {%- set exists_query -%}
+            select to_regclass('{{ relation.include(database=false) }}') is not null
+        {%- endset -%}
+        {%- set exists = run_query(exists_query).columns[0].values()[0] -%}
+    {%- endif -%}
+    {%- if execute and not exists -%}
+    {{ gridcredit.not_yet_written(table_name, columns) }}
+    {%- else -%}
+    {{ relation }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The empty stand-in: the source's columns, typed, no rows. -#}
+{% macro not_yet_written(table_name, columns) -%}
     (
         select
             {%- for column in columns %}
@@ -21,7 +47,4 @@
             {%- endfor %}
         where 1 = 0
     ) as {{ table_name }}_not_yet_written
-    {%- else -%}
-    {{ relation }}
-    {%- endif -%}
 {%- endmacro %}
