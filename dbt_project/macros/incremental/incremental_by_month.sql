@@ -9,16 +9,17 @@
     `meta.rebuilt_by_month` names the month column for the tests (macros/tests/get_where_subquery.sql:
     the pipeline's incremental run tests only the months changed since the last tested run); the
     index on it lets those tests and the delete of delete+insert read one month, not all history
-    (docs/decisions/0021). Spark has no indexes and ignores it.
+    (docs/decisions/0021). Spark has no indexes and ignores it. `extra_indexes`: more indexes of the
+    model, in dbt-postgres' `indexes` form.
 -#}
-{% macro incremental_by_month(unique_key='month_start_date') -%}
+{% macro incremental_by_month(unique_key='month_start_date', extra_indexes=[]) -%}
     {{- config(
         materialized='incremental',
         unique_key=unique_key,
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         meta={'rebuilt_by_month': unique_key},
-        indexes=[{'columns': [unique_key]}],
+        indexes=[{'columns': [unique_key]}] + extra_indexes,
     ) -}}
     {{- return(gridcredit.reprocess_from_month(ref('int_load_ledger_months'))) -}}
 {%- endmacro %}
