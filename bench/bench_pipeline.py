@@ -189,8 +189,18 @@ class TreeMemorySampler:
         self._thread.join()
 
 
+class RunFailed(RuntimeError):
+    """A sampled command exited non-zero; `measured` holds what was sampled until then (a 100k run
+    that fails after hours has still shown its peak memory)."""
+
+    def __init__(self, message: str, measured: dict) -> None:
+        super().__init__(message)
+        self.measured = measured
+
+
 def run_sampled(command: list[str], env: dict[str, str], log: Path, extra_roots: Callable[[], list[int]]) -> dict:
-    """Run `command` (output to `log`) sampling its process tree plus `extra_roots`; raise on failure."""
+    """Run `command` (output to `log`) sampling its process tree plus `extra_roots`; raise RunFailed
+    (with the figures sampled) on failure."""
     with log.open("ab") as out:
         started = time.perf_counter()
         # Its own process group, so that an interrupted run ends with its dbt children.
@@ -208,16 +218,17 @@ def run_sampled(command: list[str], env: dict[str, str], log: Path, extra_roots:
                     os.killpg(process.pid, signal.SIGKILL)
                 raise
         seconds = time.perf_counter() - started
-    if code != 0:
-        tail = log.read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"`{' '.join(command[1:])}` exited {code}; last output:\n{tail}")
-    return {
+    measured = {
         "seconds": seconds,
         "peak_rss_bytes": sampler.peak_rss,
         "peak_pss_bytes": sampler.peak_pss,
         "peak_processes": sampler.peak_processes,
         "samples": sampler.samples,
     }
+    if code != 0:
+        tail = log.read_text(errors="replace")[-3000:]
+        raise RunFailed(f"`{' '.join(command[1:])}` exited {code}; last output:\n{tail}", measured)
+    return measured
 
 
 def free_port() -> int:
@@ -605,9 +616,19 @@ def bench_scale(
         db["pipeline"] = pipeline_db = create_database(db["base"], "bench_pipeline")
         dbt_logs = work / "dbt-logs"
         run_env = pipeline_env(dbt_logs)
-        measured = run_sampled(
-            [GRIDCREDIT, "run", "--data", str(extract)], run_env, logs / "run.log", lambda: postmaster_pid(server)
-        )
+        try:
+            measured = run_sampled(
+                [GRIDCREDIT, "run", "--data", str(extract)], run_env, logs / "run.log", lambda: postmaster_pid(server)
+            )
+        except RunFailed as failed:
+            # Kept apart from the success fields: a failed run's time and peak are not comparable.
+            figures["failed_end_to_end"] = {
+                "seconds": round(failed.measured["seconds"], 2),
+                "peak_rss_bytes": failed.measured["peak_rss_bytes"],
+                "peak_pss_bytes": failed.measured["peak_pss_bytes"],
+                "memory_samples": failed.measured["samples"],
+            }
+            raise
         figures.update(
             end_to_end_s=round(measured["seconds"], 2),
             peak_rss_bytes=measured["peak_rss_bytes"],

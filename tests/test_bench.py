@@ -109,6 +109,14 @@ def test_failed_stage_is_recorded_and_its_dependents_skipped():
     assert ran == [3] and figures["skipped"] == {"first": "not run: --skip"} and "second" in figures["errors"]
 
 
+def test_failed_run_keeps_what_was_sampled(tmp_path):
+    command = [sys.executable, "-c", "import time, sys; time.sleep(1.2); sys.exit(3)"]
+    with pytest.raises(bench_pipeline.RunFailed, match="exited 3") as failed:
+        bench_pipeline.run_sampled(command, {}, tmp_path / "run.log", lambda: [])
+    measured = failed.value.measured
+    assert measured["seconds"] >= 1.2 and measured["samples"] >= 1 and measured["peak_rss_bytes"] > 0
+
+
 def test_growth_exponent_of_a_power_law():
     assert bench_pipeline.fit_exponent([(10_000, 2.0), (100_000, 20.0)]) == pytest.approx(1.0)
     assert bench_pipeline.fit_exponent([(10_000, 1.0), (30_000, 9.0)]) == pytest.approx(2.0)
