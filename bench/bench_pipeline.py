@@ -150,6 +150,12 @@ class TreeMemorySampler:
         self.peak_pss = 0
         self.samples = 0
         self.peak_processes = 0
+        # At the PSS peak: seconds since the start and the largest processes, so a peak over target
+        # says which stage and which process to work on.
+        self.peak_pss_at_s: float | None = None
+        self.peak_pss_at: dt.datetime | None = None
+        self.peak_pss_top: list[dict] = []
+        self._started = time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -163,6 +169,7 @@ class TreeMemorySampler:
             except psutil.Error:
                 continue
         rss = pss = 0
+        held: list[tuple[int, int, psutil.Process]] = []
         for process in processes.values():
             try:
                 info = process.memory_full_info()
@@ -170,10 +177,18 @@ class TreeMemorySampler:
                 continue
             rss += info.rss
             pss += getattr(info, "pss", info.rss)
+            held.append((getattr(info, "pss", info.rss), info.rss, process))
         self.samples += 1
         if rss > self.peak_rss:
             self.peak_rss, self.peak_processes = rss, len(processes)
-        self.peak_pss = max(self.peak_pss, pss)
+        if pss > self.peak_pss:
+            self.peak_pss = pss
+            self.peak_pss_at_s = round(time.perf_counter() - self._started, 1)
+            self.peak_pss_at = dt.datetime.now(dt.UTC)
+            self.peak_pss_top = [
+                {"process": process_label(process), "pss_bytes": p, "rss_bytes": r}
+                for p, r, process in sorted(held, key=lambda h: h[0], reverse=True)[:PEAK_TOP_PROCESSES]
+            ]
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -187,6 +202,25 @@ class TreeMemorySampler:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+
+PEAK_TOP_PROCESSES = 6
+
+
+def process_label(process: psutil.Process) -> str:
+    """A short name for a sampled process: PostgreSQL's title (`postgres: checkpointer`, a backend's
+    user and database), otherwise the command line's program and first arguments."""
+    try:
+        words = process.cmdline()
+    except psutil.Error:
+        return "?"
+    if not words:
+        return process.name()
+    if words[0].startswith("postgres:"):
+        return " ".join(words)[:80]
+    if Path(words[0]).name.startswith("python") and len(words) > 1:
+        words = words[1:]  # the script run, not the interpreter
+    return " ".join([Path(words[0]).name, *words[1:3]])[:80]
 
 
 class RunFailed(RuntimeError):
@@ -223,6 +257,9 @@ def run_sampled(command: list[str], env: dict[str, str], log: Path, extra_roots:
         "peak_rss_bytes": sampler.peak_rss,
         "peak_pss_bytes": sampler.peak_pss,
         "peak_processes": sampler.peak_processes,
+        "peak_pss_at_s": sampler.peak_pss_at_s,
+        "peak_pss_at": sampler.peak_pss_at,
+        "peak_pss_top": sampler.peak_pss_top,
         "samples": sampler.samples,
     }
     if code != 0:
@@ -308,6 +345,21 @@ def ledger_stages(conn: warehouse.Connection) -> dict[str, float]:
             " where run_id = (select max(run_id) from ops.pipeline_runs) order by started_at"
         ).fetchall()
     return {stage: round(seconds, 2) for stage, seconds in rows}
+
+
+def ledger_stage_at(conn: warehouse.Connection, when: dt.datetime | None) -> str | None:
+    """The stage of the latest `gridcredit run` that was running at `when` (none between stages)."""
+    if when is None:
+        return None
+    with psycopg.connect(conn.url) as pg:
+        row = pg.execute(
+            "select stage from ops.pipeline_stage_runs"
+            " where run_id = (select max(run_id) from ops.pipeline_runs)"
+            " and %s between started_at and finished_at"
+            " order by started_at limit 1",
+            (when,),
+        ).fetchone()
+    return row[0] if row else None
 
 
 # -- DuckDB peer ------------------------------------------------------------------------------------
@@ -626,6 +678,8 @@ def bench_scale(
                 "seconds": round(failed.measured["seconds"], 2),
                 "peak_rss_bytes": failed.measured["peak_rss_bytes"],
                 "peak_pss_bytes": failed.measured["peak_pss_bytes"],
+                "peak_pss_at_s": failed.measured["peak_pss_at_s"],
+                "peak_pss_top": failed.measured["peak_pss_top"],
                 "memory_samples": failed.measured["samples"],
             }
             raise
@@ -634,10 +688,13 @@ def bench_scale(
             peak_rss_bytes=measured["peak_rss_bytes"],
             peak_pss_bytes=measured["peak_pss_bytes"],
             peak_processes=measured["peak_processes"],
+            peak_pss_at_s=measured["peak_pss_at_s"],
+            peak_pss_top=measured["peak_pss_top"],
             memory_samples=measured["samples"],
         )
         stage_times = ledger_stages(pipeline_db)
         figures["end_to_end_stages_s"] = stage_times
+        figures["peak_pss_stage"] = ledger_stage_at(pipeline_db, measured["peak_pss_at"])
         score_detail["end_to_end"] = ledger_score_models(pipeline_db)
         figures["dbt_build_s"] = round(stage_times.get("dbt", 0) + stage_times.get("dbt_after_scoring", 0), 2)
         # The dbt invocation that built the customer-month mart: time of it and its upstream models.
@@ -809,6 +866,15 @@ def fmt(value, kind: str = "") -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def peak_holder(scale: dict) -> str | None:
+    """`score, gridcredit run (1.9 GiB)`: where the PSS peak of the end-to-end run was."""
+    top = scale.get("peak_pss_top")
+    if not top:
+        return None
+    largest = top[0]
+    return f"{scale.get('peak_pss_stage') or '?'}, {largest['process']} ({fmt(largest['pss_bytes'], 'bytes')})"
+
+
 def markdown(report: dict) -> str:
     scales = report["scales"]
     head = "| figure | " + " | ".join(f"{s['customers']:,} x {s['months']}" for s in scales) + " | target |"
@@ -888,6 +954,7 @@ def markdown(report: dict) -> str:
     )
     row("peak memory, all processes (RSS sum)", lambda s: s.get("peak_rss_bytes"), "bytes", "< 4 GiB at 100k")
     row("peak memory, all processes (PSS sum)", lambda s: s.get("peak_pss_bytes"), "bytes")
+    row("… at the PSS peak: stage, largest process (PSS)", peak_holder)
     row(
         "load average at start / end",
         lambda s: f"{s['load_average_start'][0]} / {(s.get('load_average_end') or ['?'])[0]}",

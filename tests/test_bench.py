@@ -73,6 +73,12 @@ def test_results_file_has_every_key_of_the_issue(tiny_bench):
     # BI needs a Superset: without --bi the figure is null and the reason says so.
     assert scale["bi_p95_s"] is None and "--bi" in scale["bi_not_measured_reason"]
     assert set(report["growth_exponents"]) == set(bench_pipeline.GROWTH)
+    # Where the memory peak was: the largest processes at that sample, and the run's stage then.
+    top = scale["peak_pss_top"]
+    assert top and all(p["process"] and p["pss_bytes"] > 0 for p in top)
+    assert sum(p["pss_bytes"] for p in top) <= scale["peak_pss_bytes"]
+    assert any(p["process"].startswith("postgres") for p in top), top
+    assert scale["peak_pss_stage"] is None or scale["peak_pss_stage"] in scale["end_to_end_stages_s"]
 
 
 def test_customer_month_rows_equal_both_ways(tiny_bench):
@@ -115,6 +121,7 @@ def test_failed_run_keeps_what_was_sampled(tmp_path):
         bench_pipeline.run_sampled(command, {}, tmp_path / "run.log", lambda: [])
     measured = failed.value.measured
     assert measured["seconds"] >= 1.2 and measured["samples"] >= 1 and measured["peak_rss_bytes"] > 0
+    assert [p["process"] for p in measured["peak_pss_top"]] == ["-c import time, sys; time.sleep(1.2); sys.exit(3)"]
 
 
 def test_growth_exponent_of_a_power_law():
