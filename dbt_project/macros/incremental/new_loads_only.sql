@@ -37,12 +37,25 @@
     {%- set loads_query -%}
         select count(*)
         from ops.load_ledger as ledger
-        where ledger.status = 'loaded'
-            and ledger.system = '{{ source_relation.schema | replace("raw_", "", 1) }}'
-            and ledger.table_name = '{{ source_relation.identifier }}'
+        where {{ gridcredit.committed_loads_of(source_relation) }}
             {%- if newest is not none %}
             and ledger.load_id > {{ newest }}
             {%- endif %}
     {%- endset -%}
     {{ return(run_query(loads_query).columns[0].values()[0] | int) }}
+{%- endmacro %}
+
+{#-
+    The body of an incremental staging table: the rows of loads it has not staged yet (all loads on a
+    full build), keeping per key only the latest load's row. When those rows come from one committed
+    load, ingestion already made their keys unique, so they pass without the dedupe's sort
+    (docs/decisions/0099). `source_relation` is the model's source().
+-#}
+{% macro unstaged_rows_latest_per_key(source_relation, key_columns) -%}
+    {%- set newest = gridcredit.newest_staged_load_id() -%}
+    {%- set unstaged -%}
+        (select * from {{ source_relation }} {{ gridcredit.new_loads_only(newest=newest) }})
+    {%- endset -%}
+    {%- set single_load = gridcredit.committed_loads_after(source_relation, newest) <= 1 -%}
+    {{ return(gridcredit.latest_load_per_key(unstaged, key_columns, single_load=single_load)) }}
 {%- endmacro %}

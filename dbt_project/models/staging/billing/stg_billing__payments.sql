@@ -11,21 +11,11 @@
         post_hook='{{ gridcredit.analyze_table(this) }}',
     )
 }}
-{#- One load's keys are unique already (docs/decisions/0099): skip the dedupe's sort then. -#}
-{%- set newest = gridcredit.newest_staged_load_id() -%}
-{%- set single_load = gridcredit.committed_loads_after(source('billing', 'payments'), newest) <= 1 -%}
 with
-
-source as (
-
-    select * from {{ source('billing', 'payments') }}
-    {{ gridcredit.new_loads_only(newest=newest) }}
-
-),
 
 deduplicated as (
 
-    {{ gridcredit.latest_load_per_key('source', ['payment_id'], single_load=single_load) }}
+    {{ gridcredit.unstaged_rows_latest_per_key(source('billing', 'payments'), ['payment_id']) }}
 
 ),
 

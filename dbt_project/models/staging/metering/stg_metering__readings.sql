@@ -21,21 +21,11 @@
         ],
     )
 }}
-{#- One load's keys are unique already (docs/decisions/0099): skip the dedupe's sort then. -#}
-{%- set newest = gridcredit.newest_staged_load_id() -%}
-{%- set single_load = gridcredit.committed_loads_after(source('metering', 'readings'), newest) <= 1 -%}
 with
-
-source as (
-
-    select * from {{ source('metering', 'readings') }}
-    {{ gridcredit.new_loads_only(newest=newest) }}
-
-),
 
 deduplicated as (
 
-    {{ gridcredit.latest_load_per_key('source', ['meter_id', 'reading_date'], single_load=single_load) }}
+    {{ gridcredit.unstaged_rows_latest_per_key(source('metering', 'readings'), ['meter_id', 'reading_date']) }}
 
 ),
 
