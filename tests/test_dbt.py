@@ -191,6 +191,23 @@ def test_customer_month_has_one_row_per_customer_per_month(built_warehouse):
     assert in_arrears > 0, "the simulated utility should have customers in arrears"
 
 
+def test_month_rebuilt_models_are_indexed_by_customer_and_month(built_warehouse):
+    """An incremental run joins one month of these models on (customer, month); with only the month
+    index PostgreSQL looked each row up by scanning its whole month (ADR 0100)."""
+    month_rebuilt = [t for t in INCREMENTAL_MARTS if not t.startswith("staging.")]
+    with psycopg.connect(built_warehouse.url) as pg:
+        for table in month_rebuilt:
+            schema, name = table.split(".")
+            month = "as_of_month" if name == "fct_customer_month_features" else "month_start_date"
+            definitions = [
+                row[0]
+                for row in pg.execute(
+                    "select indexdef from pg_indexes where schemaname = %s and tablename = %s", (schema, name)
+                )
+            ]
+            assert any(d.endswith(f"(customer_id, {month})") for d in definitions), (table, definitions)
+
+
 # -- privacy and documentation -----------------------------------------------------------------
 def personal_columns() -> set[str]:
     contract = yaml.safe_load(CONTRACT.read_text())

@@ -412,6 +412,25 @@ def test_failure_before_the_switch_leaves_published_outputs_intact(ml_db):
     assert checksums(conn) == before
 
 
+def test_prepared_build_tables_are_analyzed(ml_db):
+    """The after-scoring dbt build reads ml__build right after the ML step: its statistics must
+    already count the new rows (without them a new month was estimated at one row; session 9)."""
+    conn, _ = ml_db
+    with psycopg.connect(conn.url) as pg:
+        build = BuildArea(pg)
+        build.reset()
+        rows = pg.execute("select * from ml.credit_scores limit 5").fetchall()
+        names = [d.name for d in pg.execute("select * from ml.credit_scores limit 0").description]
+        pg.commit()
+        build.stage("credit_scores", pd.DataFrame(rows, columns=names), Scope.everything())
+        build.prepare()
+    with psycopg.connect(conn.url) as pg:
+        reltuples = pg.execute("select reltuples from pg_class where oid = 'ml__build.credit_scores'::regclass")
+        assert reltuples.fetchone()[0] == 5
+        build = BuildArea(pg)
+        build.reset()  # the build area equals the published one again for the tests after this one
+
+
 def test_kill_during_the_switch_leaves_published_outputs_intact(ml_db, tmp_path):
     """SIGKILL inside the switch transaction (after credit_scores was replaced): nothing changes;
     the next run cleans the build area and publishes normally."""

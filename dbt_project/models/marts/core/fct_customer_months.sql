@@ -2,12 +2,10 @@
 -- the month end. Incremental: rebuilds only the months a new load can touch (a new month; from
 -- the first month of a corrected re-delivery on), whole months at a time, so a rerun with no new
 -- load changes nothing and an incremental build gives the same rows as a full one.
-{#- Indexed by customer and month too: marts join a few rows (inspections, decisions) to their
-    customer-month; with only the month index PostgreSQL scanned a whole month per row (the
-    theft inspection outcomes ran over 17 min at 100k, session 8). -#}
-{%- set reprocess_from = gridcredit.incremental_by_month(
-    extra_indexes=[{'columns': ['customer_id', 'month_start_date']}]
-) %}
+{#- Indexed by customer and month too (incremental_by_month): marts join a few rows (inspections,
+    decisions) to their customer-month; with only the month index PostgreSQL scanned a whole month
+    per row (the theft inspection outcomes ran over 17 min at 100k, session 8). -#}
+{%- set reprocess_from = gridcredit.incremental_by_month() %}
 
 with
 
