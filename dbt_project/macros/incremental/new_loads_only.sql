@@ -2,15 +2,14 @@
     WHERE clause for an incremental staging table: only rows of loads newer than the newest load
     already in the table (the load id is rendered as a literal, so PostgreSQL prunes the raw table's
     per-load partitions at plan time). Renders nothing on a full build. `newest` is
-    `newest_staged_load_id()`, passed in when the model needs it twice (one scan of the table).
+    `newest_staged_load_id()`, read once by the caller, which needs it twice.
 -#}
-{% macro new_loads_only(load_id_column='_load_id', newest=none) -%}
-    {{ return(adapter.dispatch('new_loads_only', 'gridcredit')(load_id_column, newest)) }}
+{% macro new_loads_only(newest, load_id_column='_load_id') -%}
+    {{ return(adapter.dispatch('new_loads_only', 'gridcredit')(newest, load_id_column)) }}
 {%- endmacro %}
 
-{% macro default__new_loads_only(load_id_column, newest) -%}
+{% macro default__new_loads_only(newest, load_id_column) -%}
     {%- if execute and is_incremental() -%}
-        {%- set newest = newest if newest is not none else gridcredit.newest_staged_load_id() -%}
         where {{ load_id_column }} > {{ newest }}
     {%- endif -%}
 {%- endmacro %}
