@@ -229,42 +229,86 @@ def score_batches(ds: Dataset, months, max_rows: int) -> list[list[int]]:
     return batches
 
 
-def _score(
-    name: str, ctx: _Context, model, months, max_rows: int | None = None
-) -> tuple[dict[str, pd.DataFrame], list[str]]:
+def _scored_batches(name: str, ctx: _Context, model, months, max_rows: int | None = None):
     """Score ``months`` in batches of whole as-of months (``discipline.score_batch_rows``; ADR 0036).
 
-    Every per-customer output depends only on its own month's rows (ranks, capacity levels and
-    percentiles are per month; segment and environment warnings and forecasts per month), so
-    scoring month by month gives the same rows as one call over all months while the working set
-    (feature matrix, occlusion contributions, reasons, forecasts) is one batch's customers instead
-    of the whole backfill's. tests/test_ml_pipeline.py checks the equality.
+    Yields ``(batch, outputs, notes)`` per batch. Every per-customer output depends only on its
+    own month's rows (ranks, capacity levels and percentiles are per month; segment and environment
+    warnings and forecasts per month), so scoring month by month gives the same rows as one call
+    over all months while the working set (feature matrix, occlusion contributions, reasons,
+    forecasts) is one batch's customers instead of the whole backfill's.
+    tests/test_ml_pipeline.py checks the equality.
     """
     module = MODULES[name]
     if max_rows is None:
         max_rows = int(ctx.cfg["discipline"].get(SCORE_BATCH_KEY, 100_000))
-    parts: dict[str, list[pd.DataFrame]] = {}
-    notes: list[str] = []
     known = pd.Series(dtype=float)  # arrears: mean probability of the months already scored
     for batch in score_batches(ctx.ds, months, max_rows):
         ds = _batch_window(name, ctx.ds, batch, known)
         if name == "arrears_warning":
-            outputs, month_notes = module.score(model, ds, batch, ctx.cfg, known_means=known)
+            outputs, notes = module.score(model, ds, batch, ctx.cfg, known_means=known)
             scored = outputs[module.OUTPUT_TABLE]
             known = pd.concat([known, scored.groupby(MONTH_INDEX)["probability"].mean()])
         elif name == "consumption_forecast":
-            outputs, month_notes = module.score(model, ds, batch, ctx.cfg, ctx.long)
+            outputs, notes = module.score(model, ds, batch, ctx.cfg, ctx.long)
         else:
-            outputs, month_notes = module.score(model, ds, batch, ctx.cfg)
+            outputs, notes = module.score(model, ds, batch, ctx.cfg)
         del ds
+        yield batch, outputs, notes
+
+
+def _score(
+    name: str, ctx: _Context, model, months, max_rows: int | None = None
+) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """Every batch's outputs of :func:`_scored_batches` in one frame per table (for comparisons:
+    the score stage itself stages each batch as it comes, :func:`_score_and_stage`)."""
+    parts: dict[str, list[pd.DataFrame]] = {}
+    notes: list[str] = []
+    for _, outputs, batch_notes in _scored_batches(name, ctx, model, months, max_rows):
         for table, frame in outputs.items():
             parts.setdefault(table, []).append(frame)
-        notes.extend(n for n in month_notes if n not in notes)
+        notes.extend(n for n in batch_notes if n not in notes)
     merged = {}
     for table, frames in parts.items():
         kept = [f for f in frames if f is not None and len(f)]
         merged[table] = pd.concat(kept, ignore_index=True) if kept else frames[0]
     return merged, notes
+
+
+def _score_and_stage(
+    name: str, ctx: _Context, model, months, scoring_run: str, scoring_version: str, outcome: ModelOutcome, lap
+) -> list[str]:
+    """Score ``months`` batch by batch and stage each batch's rows as soon as it is scored.
+
+    The process holds one batch's outputs at a time, not the whole backfill's: at 100k customers
+    the forecast's 4.05 M rows, concatenated before staging, were the score stage's memory peak
+    (docs/decisions/0101-stage-scores-batch-by-batch.md). Rows get the scoring run, version and
+    the first time their month was scored by that run (a rerun keeps it). Only the columns that
+    monitoring reads are kept for the rest of the run (``ctx.new_rows``). Returns the notes.
+    """
+    module = MODULES[name]
+    kept = _scored_at(ctx, module.OUTPUT_TABLE, scoring_run, ctx.ds.month_dates(months))
+    monitored: dict[str, list[pd.DataFrame]] = {}
+    notes: list[str] = []
+    for batch, outputs, batch_notes in _scored_batches(name, ctx, model, months):
+        lap("score_s")
+        notes.extend(n for n in batch_notes if n not in notes)
+        scope = Scope.equals(as_of_month=ctx.ds.month_dates(batch))
+        for table, frame in outputs.items():
+            if frame is None:
+                continue
+            frame = frame.copy(deep=False)  # copy-on-write: the new columns do not touch the scored frame
+            frame["run_id"] = scoring_run
+            frame["model_version"] = scoring_version
+            frame["scored_at"] = [kept.get(d, ctx.started_at) for d in frame["as_of_month"]] if len(frame) else []
+            outcome.rows[table] = outcome.rows.get(table, 0) + ctx.build.stage(table, frame, scope)
+            monitored.setdefault(table, []).append(_monitored_columns(table, frame))
+        outputs = frame = None  # free this batch before the next is scored
+        lap("stage_s")
+    for table, frames in monitored.items():
+        ctx.new_rows[table] = pd.concat(frames, ignore_index=True)
+    outcome.months_scored = [f"{d:%Y-%m}" for d in ctx.ds.month_dates(months)]
+    return notes
 
 
 def _batch_window(name: str, ds: Dataset, batch: list[int], known: pd.Series) -> Dataset:
@@ -325,27 +369,13 @@ def _flatten_metrics(metrics: dict) -> dict[str, float]:
     return flat
 
 
-def _stage_outputs(name: str, ctx: _Context, outputs: dict, months, scoring_run: str, scoring_version: str, outcome):
-    """Stage the scored months' rows (run id, version, first scoring time kept) in the build area."""
-    module = MODULES[name]
-    dates = ctx.ds.month_dates(months)
-    kept = _scored_at(ctx, module.OUTPUT_TABLE, scoring_run, dates)
-    for table, frame in outputs.items():
-        if frame is None:
-            continue
-        frame = frame.copy(deep=False)  # copy-on-write: the new columns do not touch the scored frame
-        frame["run_id"] = scoring_run
-        frame["model_version"] = scoring_version
-        frame["scored_at"] = [kept.get(d, ctx.started_at) for d in frame["as_of_month"]] if len(frame) else []
-        outcome.rows[table] = ctx.build.stage(table, frame, Scope.equals(as_of_month=dates))
-        ctx.new_rows[table] = _monitored_columns(table, frame)
-    outcome.months_scored = [f"{d:%Y-%m}" for d in dates]
-
-
 def _monitored_columns(table: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """The columns of newly scored rows that monitoring reads (kept for the whole run; reasons are not)."""
+    """The part of newly scored rows that monitoring and the drift check read, kept for the whole
+    run: key, score and grade columns (not reasons), and of forecasts only the next month's."""
     score_columns = {module.OUTPUT_TABLE: module.SCORE_COLUMN for module in MODULES.values()}
     wanted = ["customer_id", "as_of_month", score_columns.get(table), "horizon", "model_grade", "final_grade"]
+    if "horizon" in frame.columns:
+        frame = frame[frame["horizon"] == 1]
     return frame[[c for c in wanted if c is not None and c in frame.columns]]
 
 
@@ -412,22 +442,23 @@ def _reuse_current(name: str, ctx: _Context, current: dict, reason: str, lap) ->
     months = _months_to_score(name, ctx)
     if not months:
         return outcome, reason
-    outputs, notes = _score(name, ctx, model, months)
-    lap("score_s")
+    notes = _score_and_stage(name, ctx, model, months, current["run_id"], current["model_version"], outcome, lap)
     act = float(ctx.cfg["monitoring"]["psi_thresholds"]["act"])
     # Drift is judged on the months new to this run (not on a --rescore of months already published).
     published = _published_months(ctx.pg, MODULES[name].OUTPUT_TABLE)
-    scored = outputs.get(MODULES[name].OUTPUT_TABLE)
+    scored = ctx.new_rows.get(MODULES[name].OUTPUT_TABLE)
     if scored is not None and len(scored) and published:
         newest = month_from_index(max(published)).date()
         scored = scored[pd.to_datetime(scored["as_of_month"]).dt.date > newest]
     drift, month = _score_drift(name, ctx, scored)
     lap("drift_s")
     if drift is not None and drift >= act:
+        # A new version is trained and scores these months again: take back what was staged.
+        ctx.build.discard(list(outcome.rows))
+        for table in outcome.rows:
+            ctx.new_rows.pop(table, None)
         return None, f"the current version's score PSI {drift:.3f} in {month} passed the act threshold {act}"
     outcome.notes.extend(notes)
-    _stage_outputs(name, ctx, outputs, months, current["run_id"], current["model_version"], outcome)
-    lap("stage_s")
     return outcome, reason
 
 
@@ -537,12 +568,9 @@ def run_model(name: str, ctx: _Context) -> ModelOutcome:
     )
     months = _months_to_score(name, ctx) if scorer is not None else []
     if months:
-        outputs, notes = _score(name, ctx, scorer, months)
-        lap("score_s")
+        notes = _score_and_stage(name, ctx, scorer, months, scoring_run, scoring_version, outcome, lap)
         outcome.notes.extend(notes)
         metrics["notes"].extend(notes)
-        _stage_outputs(name, ctx, outputs, months, scoring_run, scoring_version, outcome)
-        lap("stage_s")
 
     # Run record (rewritten identically by a rerun with the same inputs).
     split = plan.split.describe()

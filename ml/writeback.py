@@ -190,6 +190,17 @@ class BuildArea:
         fault_point(f"stage:{name}")
         return n
 
+    def discard(self, names: list[str]) -> None:
+        """Take back everything staged for the tables ``names`` (rows and the scopes they replace)."""
+        for name in names:
+            self.pg.execute(
+                sql.SQL("drop table if exists {}.{}").format(
+                    sql.Identifier(BUILD_SCHEMA), sql.Identifier(f"{name}__staged")
+                )
+            )
+        self.pg.commit()
+        self.staged = [(table, scope) for table, scope in self.staged if table.name not in names]
+
     def add_statement(self, statement: sql.Composable, params: list | None = None) -> None:
         """A statement to run on the build tables before the staged rows replace their scopes.
 

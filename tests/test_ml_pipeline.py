@@ -352,6 +352,64 @@ def test_inside_the_cadence_a_new_month_is_scored_by_the_current_version_and_a_c
     assert outcome["status"] != "reused" and outcome["retrain_reason"] == "retrain requested (--retrain)"
 
 
+def test_drift_past_act_takes_back_the_reused_versions_staged_rows_and_retrains(session_warehouse, fast_cfg):
+    """The score stage stages each batch as soon as it is scored (ADR 0101), before the reused
+    version's drift check on the new month. When the check fails, a new version is trained and
+    scores the month again: what the reused version staged must be taken back (staging the same
+    keys twice would fail on the staged table's primary key, or publish the wrong version)."""
+    name = f"t_ml_{uuid.uuid4().hex[:10]}"
+    admin = session_warehouse.with_dbname("postgres")
+    with psycopg.connect(admin.url, autocommit=True) as pg:
+        pg.execute(f'create database "{name}"')
+    try:
+        conn = session_warehouse.with_dbname(name)
+        features, labels = make_marts(customers=300, months=27, seed=11)
+        with psycopg.connect(conn.url) as pg:
+            write_marts(pg, features, labels)
+        score_all(conn, cfg=fast_cfg, models=["credit_score"])
+        with psycopg.connect(conn.url) as pg:
+            latest = pg.execute("select max(as_of_month) from ml.credit_scores").fetchone()[0]
+            kept = pg.execute("select count(*) from ml.credit_scores where as_of_month = %s", [latest]).fetchone()[0]
+            pg.execute("delete from ml.credit_scores where as_of_month = %s", [latest])  # a new month arrives ...
+            pg.execute(  # ... in which every customer pays far worse than before: the score distribution moves
+                "update marts_ml.fct_customer_month_features set on_time_payment_rate_12m = 0,"
+                " months_in_arrears_12m = 12, max_days_past_due_12m = 400, days_past_due = 400,"
+                " is_in_arrears = true where as_of_month = %s",
+                [latest],
+            )
+            pg.commit()
+        summary = score_all(conn, cfg=fast_cfg, models=["credit_score"])
+        outcome = summary["models"]["credit_score"]
+        assert "passed the act threshold" in outcome["retrain_reason"], outcome["retrain_reason"]
+        assert outcome["status"] != "reused" and outcome["months_scored"] == [f"{latest:%Y-%m}"]
+        assert outcome["rows"]["credit_scores"] == kept
+        with psycopg.connect(conn.url) as pg:
+            assert pg.execute(
+                "select count(*), count(distinct run_id) from ml.credit_scores where as_of_month = %s", [latest]
+            ).fetchone() == (kept, 1)
+            assert pg.execute(
+                "select count(*) from pg_tables where schemaname = 'ml__build' and tablename like '%staged'"
+            ).fetchone()[0] == 0
+    finally:
+        with psycopg.connect(admin.url, autocommit=True) as pg:
+            pg.execute(f'drop database if exists "{name}" with (force)')
+
+
+def test_discarded_staged_rows_are_not_applied(ml_db):
+    conn, _ = ml_db
+    with psycopg.connect(conn.url) as pg:
+        build = BuildArea(pg)
+        build.reset()
+        published = pg.execute("select count(*) from ml.credit_scores").fetchone()[0]
+        rows = pg.execute("select * from ml.credit_scores limit 5").fetchall()
+        names = [d.name for d in pg.execute("select * from ml.credit_scores limit 0").description]
+        pg.commit()
+        build.stage("credit_scores", pd.DataFrame(rows, columns=names), Scope.everything())  # would keep 5 rows
+        build.discard(["credit_scores"])
+        build.prepare()
+        assert pg.execute("select count(*) from ml__build.credit_scores").fetchone()[0] == published > 5
+
+
 def test_gate_keeps_the_current_model_when_the_new_one_is_worse(ml_db, fast_cfg):
     conn, _ = ml_db
     with psycopg.connect(conn.url) as pg:
