@@ -543,8 +543,12 @@ def bench_scale(
     console: Console,
     skip: frozenset[str] = frozenset(),
     figures: dict | None = None,
+    keep: bool = False,
 ) -> dict:
-    """Measure one scale into `figures` (filled as stages finish, so an interrupted scale keeps them)."""
+    """Measure one scale into `figures` (filled as stages finish, so an interrupted scale keeps them).
+
+    ``keep``: leave the scale's warehouse (stopped) and files for inspection instead of removing them.
+    """
     figures = {} if figures is None else figures
     figures.update({key: None for key in SCALE_KEYS})
     figures.update(
@@ -796,9 +800,20 @@ def bench_scale(
     finally:
         with contextlib.suppress(Exception):
             server.stop()
-        shutil.rmtree(home, ignore_errors=True)
-        # Run as root, the server's data lives outside `home` (/var/lib/gridcredit/<instance>).
-        shutil.rmtree(server.base, ignore_errors=True)
+        if keep:
+            figures["kept"] = {
+                "work": str(work),
+                "warehouse_data": str(server.base),
+                "pipeline_database": db["pipeline"].dbname if "pipeline" in db else None,
+            }
+            console.print(
+                f"kept {work} and the warehouse's data {server.base}: start it with "
+                f"`GRIDCREDIT_HOME={home} gridcredit warehouse start`; remove both when done"
+            )
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+            # Run as root, the server's data lives outside `home` (/var/lib/gridcredit/<instance>).
+            shutil.rmtree(server.base, ignore_errors=True)
     figures["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     figures["status"] = "failed" if stages.failed else "ok"
     return figures
@@ -1042,6 +1057,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed)")
     parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep each scale's warehouse (stopped), extracts and dbt logs for inspection (100k: tens of GB)",
+    )
+    parser.add_argument(
         "--docs-only", action="store_true", help="measure nothing: rewrite the docs section from RESULTS/latest.json"
     )
     args = parser.parse_args(argv)
@@ -1087,13 +1107,15 @@ def main(argv: list[str] | None = None) -> int:
                 console,
                 frozenset(args.skip),
                 figures,
+                keep=args.keep,
             )
-            shutil.rmtree(work_root / f"scale-{customers}", ignore_errors=True)
+            if not args.keep:
+                shutil.rmtree(work_root / f"scale-{customers}", ignore_errors=True)
     except KeyboardInterrupt:
         interrupted = True
         console.print("[yellow]interrupted: writing what was measured[/]")
     finally:
-        if args.work is None:
+        if args.work is None and not args.keep:
             shutil.rmtree(work_root, ignore_errors=True)
     done = {s["customers"] for s in report["scales"]}
     report["scales_not_run"] = [c for c in scales if c not in done]

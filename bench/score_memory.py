@@ -85,6 +85,7 @@ def main() -> None:
         steps.wrap(features.MartSource, "read", "read_months")
     for name in ("run_model", "stage_monitoring", "score_all"):
         steps.wrap(scoring, name, name)
+    steps.wrap(writeback.BuildArea, "stage", "write_back_stage")
     steps.wrap(writeback.BuildArea, "prepare", "write_back_prepare")
     steps.wrap(writeback.BuildArea, "publish", "write_back_publish")
     for model, module in scoring.MODULES.items():

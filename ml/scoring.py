@@ -243,6 +243,8 @@ def _scored_batches(name: str, ctx: _Context, model, months, max_rows: int | Non
     if max_rows is None:
         max_rows = int(ctx.cfg["discipline"].get(SCORE_BATCH_KEY, 100_000))
     known = pd.Series(dtype=float)  # arrears: mean probability of the months already scored
+    # The forecast reads kWh of the long frame in every batch: index it once.
+    lookup = consumption.KwhLookup(ctx.long) if name == "consumption_forecast" and ctx.long is not None else None
     for batch in score_batches(ctx.ds, months, max_rows):
         ds = _batch_window(name, ctx.ds, batch, known)
         if name == "arrears_warning":
@@ -250,7 +252,7 @@ def _scored_batches(name: str, ctx: _Context, model, months, max_rows: int | Non
             scored = outputs[module.OUTPUT_TABLE]
             known = pd.concat([known, scored.groupby(MONTH_INDEX)["probability"].mean()])
         elif name == "consumption_forecast":
-            outputs, notes = module.score(model, ds, batch, ctx.cfg, ctx.long)
+            outputs, notes = module.score(model, ds, batch, ctx.cfg, ctx.long, lookup)
         else:
             outputs, notes = module.score(model, ds, batch, ctx.cfg)
         del ds

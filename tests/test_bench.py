@@ -42,6 +42,9 @@ def tiny_bench(tmp_path_factory) -> tuple[dict, Path]:
             "--skip",
             "incremental_month",
             "spark",
+            "--keep",  # the warehouse stays for test_kept_warehouse_holds_the_runs_marts
+            "--work",
+            str(out / "work"),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -89,6 +92,32 @@ def test_customer_month_rows_equal_both_ways(tiny_bench):
     assert hand["mart_rows_not_in_statement"] == 0 and hand["statement_rows_not_in_mart"] == 0
     assert duck["mart_rows_not_in_duckdb"] == 0 and duck["duckdb_rows_not_in_mart"] == 0
     assert report["targets"]["customer_month_equal_both_ways"]["met"] is True
+
+
+def test_kept_warehouse_holds_the_runs_marts(tiny_bench):
+    """`--keep` leaves the scale's warehouse to inspect after the run (the plans of session 9's slow
+    increment were read on a live bench warehouse): it starts again and holds the run's marts."""
+    import shutil
+
+    import psycopg
+
+    from gridcredit import warehouse
+
+    report, out = tiny_bench
+    [scale] = report["scales"]
+    kept = scale["kept"]
+    assert Path(kept["work"]) == out / "work" / f"scale-{CUSTOMERS}"
+    server = warehouse.EmbeddedServer(home=Path(kept["work"]) / "home")
+    assert server.base == Path(kept["warehouse_data"]) and server.data_dir.is_dir()
+    try:
+        base = server.start()
+        with psycopg.connect(base.with_dbname(kept["pipeline_database"]).url) as pg:
+            rows = pg.execute("select count(*) from marts_core.fct_customer_months").fetchone()[0]
+        assert rows == scale["handwritten_check"]["rows"]
+    finally:
+        server.stop()
+        shutil.rmtree(server.base, ignore_errors=True)
+        shutil.rmtree(kept["work"], ignore_errors=True)
 
 
 def test_docs_section_is_regenerated_and_hand_written_text_kept(tiny_bench):

@@ -502,3 +502,25 @@ def test_score_batches_hold_whole_months_up_to_the_row_limit(cfg):
     other["discipline"]["score_batch_rows"] = 0.5
     with pytest.raises(ConfigError):
         validate_config(other)
+
+
+def test_kwh_lookup_reads_like_the_long_frames_keyed_reindex():
+    """The forecast's kWh lookup (a dense array built once, ADR 0101) returns what indexing the
+    long frame by (customer, month) returns: the value, NaN for a missing row or a NaN reading,
+    NaN for an unknown customer or a month outside the frame."""
+    from gridcredit.ml.consumption import KwhLookup
+
+    long = pd.DataFrame(
+        {
+            "customer_id": ["C2", "C1", "C1", "C3", "C2"],
+            "m": [24001, 24000, 24002, 24001, 24003],
+            "kwh": [5.5, 1.0, np.nan, 0.0, 7.25],
+        }
+    )
+    customers = ["C1", "C1", "C1", "C2", "C2", "C3", "C9", "C1", "C2"]
+    months = [24000, 24001, 24002, 24001, 24003, 24001, 24001, 23988, 24015]
+    keyed = long.set_index(["customer_id", "m"])["kwh"]
+    expected = keyed.reindex(pd.MultiIndex.from_arrays([customers, months])).to_numpy(dtype=float)
+    got = KwhLookup(long).get(pd.Series(customers), pd.Series(months))
+    np.testing.assert_array_equal(got, expected)
+    assert np.isnan(got).sum() == 5
