@@ -60,9 +60,12 @@ BLOCK_SIZE = 1 << 22
 DICTIONARY_SHARE = 0.25
 DICTIONARY_MIN_ROWS = 1000  # a smaller first block: the file is small, nothing to gain
 MAX_DIGITS = 15  # significant digits of a value read exactly through a float64
-# Key hashes kept for the duplicate search: 8 bytes per line (16 at the end, while sorting). A longer
-# file has its duplicate keys found by the server (SQL, spilling to disk) instead.
-MAX_HASHED_LINES = 100_000_000
+# Key hashes kept for the duplicate search: 8 bytes per line, 9 while searching (a bucket number per
+# line) plus one bucket's sorted copy. A longer file has its duplicate keys found by the server
+# (SQL: a window sort of every row, 132 s for the 112.5 M readings of 100k x 36; ADR 0102).
+MAX_HASHED_LINES = 200_000_000
+# The search sorts the hashes of one bucket (their top 4 bits) at a time, not all of them at once.
+HASH_BUCKET_BITS = 4
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _DAYS = np.array([0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)  # 29: see _calendar
@@ -680,7 +683,6 @@ class FileOutcome:
         quoted lines in Python: what COPY stored is what counts."""
         specs = [table.column(name) for name in self.header]
         index = {name: i for i, name in enumerate(self.header)}
-        hashes = self.key_hashes()
         key_rows = []
         for row in loaded:
             line, values = int(row[0]), row[1:]
@@ -702,8 +704,12 @@ class FileOutcome:
             key_rows.append([values[index[k]] for k in self.key])
         if self.key and loaded and self.hashed_all:
             fresh = key_hash_of(key_rows, len(self.key))
-            hashes[np.array([int(r[0]) for r in loaded]) - 2] = fresh
-            self.hashes = [hashes]
+            rows = np.array([int(r[0]) for r in loaded], dtype=np.int64) - 2
+            starts = np.cumsum([0] + [b.size for b in self.hashes])
+            block = np.searchsorted(starts, rows, side="right") - 1
+            for i in np.unique(block):  # the hashes stay in their blocks (no second copy of all)
+                inside = block == i
+                self.hashes[i][rows[inside] - starts[i]] = fresh[inside]
             self._candidates = None
 
     def _mark_bad(self, line: int) -> None:
@@ -713,9 +719,8 @@ class FileOutcome:
         self.bad_blocks.append((row, bits, 1))
 
     def key_hashes(self) -> np.ndarray:
-        if len(self.hashes) != 1:
-            self.hashes = [np.concatenate(self.hashes) if self.hashes else np.zeros(0, dtype=np.uint64)]
-        return self.hashes[0]
+        """Every line's key hash (0: no key to compare), in one array (a copy: for tests)."""
+        return np.concatenate(self.hashes) if self.hashes else np.zeros(0, dtype=np.uint64)
 
     def duplicate_candidates(self) -> np.ndarray:
         """Line numbers of every line whose key hash another line shares (ascending)."""
@@ -724,19 +729,30 @@ class FileOutcome:
         return self._candidates
 
     def _find_candidates(self) -> np.ndarray:
-        if not self.key or not self.hashed_all:
-            return np.zeros(0, dtype=np.int64)
-        hashes = self.key_hashes()  # 8 bytes per line; the sorted copy below as much again
-        present = hashes[hashes != 0]
-        present.sort()
-        repeated = present[1:][present[1:] == present[:-1]]
-        del present
-        if repeated.size:
-            repeated = repeated[np.concatenate(([True], repeated[1:] != repeated[:-1]))]
-        if not repeated.size:
-            return np.zeros(0, dtype=np.int64)
-        hit = _to_bools(pc.is_in(_unsigned(hashes), value_set=_unsigned(repeated)))
-        return np.flatnonzero(hit) + 2
+        none = np.zeros(0, dtype=np.int64)
+        if not self.key or not self.hashed_all or not self.hashes:
+            return none
+        # Equal hashes share their top bits: sort and compare one bucket at a time. The hashes stay
+        # in their blocks; the working copy is one bucket's (1/16), not all of them (ADR 0102).
+        shift = np.uint64(64 - HASH_BUCKET_BITS)
+        buckets = [(block >> shift).astype(np.uint8) for block in self.hashes]
+        repeated = []
+        for bucket in range(1 << HASH_BUCKET_BITS):
+            part = np.concatenate([block[of == bucket] for block, of in zip(self.hashes, buckets, strict=True)])
+            part = part[part != 0]
+            part.sort()
+            same = part[1:][part[1:] == part[:-1]]
+            if same.size:
+                repeated.append(np.unique(same))
+        del buckets
+        if not repeated:
+            return none
+        value_set = _unsigned(np.concatenate(repeated))
+        hits, start = [], 0
+        for block in self.hashes:
+            hits.append(np.flatnonzero(_to_bools(pc.is_in(_unsigned(block), value_set=value_set))) + start)
+            start += block.size
+        return np.concatenate(hits) + 2
 
     def is_bad(self, lines: np.ndarray) -> np.ndarray:
         """Whether each of ``lines`` has a bad field (from the per-block bit sets)."""

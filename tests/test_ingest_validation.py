@@ -426,3 +426,38 @@ FIELD = st.text(alphabet='a"1 ', max_size=4)
 @given(st.lists(st.tuples(FIELD, FIELD), min_size=1, max_size=10))
 def test_arrow_and_copy_read_quote_free_values_alike_random(scratch_database, fields):
     _copy_and_arrow_agree(scratch_database, [f"{a},{b}" for a, b in fields])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 40), min_size=1, max_size=6),
+    pool=st.integers(1, 30),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_duplicate_candidates_bucket_by_bucket_equal_the_whole_sort(sizes, pool, seed):
+    """ADR 0102: the candidate search compares hashes one bucket (top bits) at a time, over the
+    blocks as validated, instead of sorting one concatenated copy. It must find exactly the lines
+    whose non-zero hash another line shares, in any block and bucket."""
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 2**64 - 1, size=pool, dtype=np.uint64, endpoint=True)
+    values[0] = 0  # "no key to compare" (an empty key or a quoted line before its recheck)
+    blocks = [values[rng.integers(0, pool, size=n)] for n in sizes]
+    outcome = av.FileOutcome(header=["k"], key=("k",), hashes=[b.copy() for b in blocks])
+    every = np.concatenate(blocks)
+    shared = [h != 0 and np.count_nonzero(every == h) > 1 for h in every]
+    assert outcome.duplicate_candidates().tolist() == (np.flatnonzero(shared) + 2).tolist()
+
+
+def test_recheck_sets_a_quoted_lines_key_hash_in_its_own_block():
+    """A quoted line's key hash is set from what COPY stored (FileOutcome.recheck) in the block
+    that holds the line; a duplicate of another block's key is then found."""
+    table = load_contract().table("metering", "readings")
+    header = [c.name for c in table.columns]
+    first = av.key_hash_of([["M00000001", "2024-01-05"]], 2)
+    blocks = [np.array([first[0], 11, 12], dtype=np.uint64), np.array([21, 0, 23], dtype=np.uint64)]
+    outcome = av.FileOutcome(header=header, key=table.key, hashes=blocks)
+    assert outcome.duplicate_candidates().size == 0
+    # Line 6 is the second row of the second block (lines start at 2), its hash still 0 (quoted).
+    outcome.recheck(table, [(6, "M00000001", "2024-01-05", "1.5", "actual")])
+    assert outcome.key_hashes().tolist() == [first[0], 11, 12, 21, first[0], 23]
+    assert outcome.duplicate_candidates().tolist() == [2, 6]
