@@ -6,6 +6,7 @@ the outputs of a first `score_all`; the other tests build on it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -280,28 +281,35 @@ def prediction_checksums(conn) -> dict:
     return out
 
 
-def test_training_again_from_scratch_writes_identical_scores(ml_db, fast_cfg, session_warehouse):
-    """Fixed seeds: the same marts in a new database, trained from nothing (no stored model to
-    reuse), give the same run ids, versions and scores row for row. Runs before the tests below
-    change the module database's outputs."""
-    conn, _ = ml_db
+@contextlib.contextmanager
+def marts_database(session_warehouse: warehouse.Connection):
+    """A new database holding the module's synthetic marts (same seed), no ML outputs; dropped after."""
     name = f"t_ml_{uuid.uuid4().hex[:10]}"
     admin = session_warehouse.with_dbname("postgres")
     with psycopg.connect(admin.url, autocommit=True) as pg:
         pg.execute(f'create database "{name}"')
     try:
-        again = session_warehouse.with_dbname(name)
+        conn = session_warehouse.with_dbname(name)
         features, labels = make_marts(customers=300, months=27, seed=11)
-        with psycopg.connect(again.url) as pg:
+        with psycopg.connect(conn.url) as pg:
             write_marts(pg, features, labels)
+        yield conn
+    finally:
+        with psycopg.connect(admin.url, autocommit=True) as pg:
+            pg.execute(f'drop database if exists "{name}" with (force)')
+
+
+def test_training_again_from_scratch_writes_identical_scores(ml_db, fast_cfg, session_warehouse):
+    """Fixed seeds: the same marts in a new database, trained from nothing (no stored model to
+    reuse), give the same run ids, versions and scores row for row. Runs before the tests below
+    change the module database's outputs."""
+    conn, _ = ml_db
+    with marts_database(session_warehouse) as again:
         summary = score_all(again, cfg=fast_cfg)
         assert all(o["trained"] for o in summary["models"].values())
         first = prediction_checksums(conn)
         assert all(rows > 0 for rows, _ in first.values())
         assert prediction_checksums(again) == first
-    finally:
-        with psycopg.connect(admin.url, autocommit=True) as pg:
-            pg.execute(f'drop database if exists "{name}" with (force)')
 
 
 def test_inside_the_cadence_a_new_month_is_scored_by_the_current_version_and_a_change_retrains(ml_db, fast_cfg):
@@ -357,15 +365,7 @@ def test_drift_past_act_takes_back_the_reused_versions_staged_rows_and_retrains(
     version's drift check on the new month. When the check fails, a new version is trained and
     scores the month again: what the reused version staged must be taken back (staging the same
     keys twice would fail on the staged table's primary key, or publish the wrong version)."""
-    name = f"t_ml_{uuid.uuid4().hex[:10]}"
-    admin = session_warehouse.with_dbname("postgres")
-    with psycopg.connect(admin.url, autocommit=True) as pg:
-        pg.execute(f'create database "{name}"')
-    try:
-        conn = session_warehouse.with_dbname(name)
-        features, labels = make_marts(customers=300, months=27, seed=11)
-        with psycopg.connect(conn.url) as pg:
-            write_marts(pg, features, labels)
+    with marts_database(session_warehouse) as conn:
         score_all(conn, cfg=fast_cfg, models=["credit_score"])
         with psycopg.connect(conn.url) as pg:
             latest = pg.execute("select max(as_of_month) from ml.credit_scores").fetchone()[0]
@@ -390,9 +390,6 @@ def test_drift_past_act_takes_back_the_reused_versions_staged_rows_and_retrains(
             assert pg.execute(
                 "select count(*) from pg_tables where schemaname = 'ml__build' and tablename like '%staged'"
             ).fetchone()[0] == 0
-    finally:
-        with psycopg.connect(admin.url, autocommit=True) as pg:
-            pg.execute(f'drop database if exists "{name}" with (force)')
 
 
 def test_discarded_staged_rows_are_not_applied(ml_db):
