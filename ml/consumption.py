@@ -81,11 +81,9 @@ class ConsumptionModel:
         self.learned_months = set(int(m) for m in learned_months)
         self.naive_weight = float(naive_weight)
 
-    def forecast_from(self, long: pd.DataFrame, origin: int, lookup: KwhLookup | None = None) -> pd.DataFrame:
-        """Forecasts made at the end of month ``origin`` for customers observed that month.
-
-        ``lookup``: the long frame's :class:`KwhLookup`, when the caller forecasts from many origins.
-        """
+    def forecast_from(self, long: pd.DataFrame, origin: int, lookup: KwhLookup) -> pd.DataFrame:
+        """Forecasts made at the end of month ``origin`` for customers observed that month
+        (``lookup``: the long frame's :class:`KwhLookup`)."""
         history = long[long["m"] <= origin]
         observed = history.loc[history["m"] == origin, "customer_id"].unique()
         history = history[history["customer_id"].isin(observed)]
@@ -101,7 +99,7 @@ class ConsumptionModel:
         pred["model_forecast"] = pred["forecast"].astype(float)
         weight = getattr(self, "naive_weight", 0.0)  # models pickled before the combination existed
         if weight > 0:
-            naive = (lookup if lookup is not None else KwhLookup(long)).get(pred["customer_id"], pred["target"] - 12)
+            naive = lookup.get(pred["customer_id"], pred["target"] - 12)
             combined = (1 - weight) * pred["model_forecast"] + weight * naive
             has = ~np.isnan(naive)
             pred["forecast"] = np.where(has, combined, pred["model_forecast"])
@@ -112,9 +110,10 @@ class ConsumptionModel:
 class KwhLookup:
     """kWh by (customer, month index) of the long frame, NaN where it has no row.
 
-    A dense customers x months array built once: the forecast reads last year's kWh and the
-    actuals of every origin and batch, and indexing the 3.6 M-row long frame again for each (a
-    MultiIndex per call) cost seconds per batch at 100k customers (ADR 0101).
+    A dense customers x months array built once per model: the forecast reads last year's kWh and
+    the actuals for every origin and batch, and keying the 3.6 M-row long frame again for each read
+    (a MultiIndex) cost 0.4 s per read at 100k customers, three reads a batch (docs/BENCHMARKS.md,
+    change log, session 10).
     """
 
     def __init__(self, long: pd.DataFrame):
@@ -192,8 +191,7 @@ def fit(ds: Dataset, p: Plan, cfg: dict, long: pd.DataFrame) -> ConsumptionModel
     return ConsumptionModel(forecaster, train_last, int(section["horizon"]), p.split.train, weight)
 
 
-def _with_naive(pred: pd.DataFrame, long: pd.DataFrame, lookup: KwhLookup | None = None) -> pd.DataFrame:
-    lookup = lookup if lookup is not None else KwhLookup(long)
+def _with_naive(pred: pd.DataFrame, lookup: KwhLookup) -> pd.DataFrame:
     pred = pred.copy()
     pred["seasonal_naive"] = lookup.get(pred["customer_id"], pred["target"] - 12)
     pred["actual"] = lookup.get(pred["customer_id"], pred["target"])
@@ -204,7 +202,7 @@ def evaluate(model: ConsumptionModel, ds: Dataset, p: Plan, cfg: dict, long: pd.
     """MAE of the model / MAE of seasonal naive on the held-out origins, MASE, WAPE, per horizon."""
     lookup = KwhLookup(long)
     parts = [model.forecast_from(long, int(o), lookup) for o in p.test_rows]
-    pred = _with_naive(pd.concat(parts, ignore_index=True), long, lookup)
+    pred = _with_naive(pd.concat(parts, ignore_index=True), lookup)
     pred = pred[(pred["target"] <= long["m"].max())].dropna(subset=["actual", "seasonal_naive"])
     if pred.empty:
         raise InsufficientHistory("no held-out forecast has both an actual and a seasonal-naive value")
@@ -270,7 +268,7 @@ def score(
     ]
     if not parts:
         return {OUTPUT_TABLE: pd.DataFrame(columns=columns), SEGMENT_TABLE: pd.DataFrame()}, []
-    pred = _with_naive(pd.concat(parts, ignore_index=True), long, lookup)
+    pred = _with_naive(pd.concat(parts, ignore_index=True), lookup)
     as_of = pred["origin"].map(month_dates)
     # Few distinct (as-of month, horizon) pairs: compute each target date once.
     pair_codes, pairs = pd.MultiIndex.from_arrays([as_of, pred["horizon"].astype(int)]).factorize()
