@@ -32,10 +32,13 @@ CONTRACT = settings.PROJECT_ROOT / "ingestion" / "contract.yaml"
 
 # The models the incremental and leakage tests rebuild: the customer-month chain up to the features.
 FEATURE_LINEAGE = "+fct_customer_month_features"
+# The month-incremental models: the feature lineage and the collections by segment (ADR 0103).
+INCREMENTAL_LINEAGE = f"{FEATURE_LINEAGE} +fct_collection_segment_months"
 INCREMENTAL_MARTS = [
     "marts_core.fct_customer_months",
     "marts_core.fct_customer_month_indicators",
     "marts_ml.fct_customer_month_features",
+    "marts_collections.fct_collection_segment_months",
     "intermediate.int_readings_aggregated_to_customer_months",
     "intermediate.int_customer_months_spined",
     "intermediate.int_customer_months_receivables_aged",
@@ -205,7 +208,9 @@ def test_month_rebuilt_models_are_indexed_by_customer_and_month(built_warehouse)
                     "select indexdef from pg_indexes where schemaname = %s and tablename = %s", (schema, name)
                 )
             ]
-            assert any(d.endswith(f"(customer_id, {month})") for d in definitions), (table, definitions)
+            # The segment aggregates have no customer: indexed by month alone (`customer_keyed=false`).
+            key = month if name == "fct_collection_segment_months" else f"customer_id, {month}"
+            assert any(d.endswith(f"({key})") for d in definitions), (table, definitions)
 
 
 # -- privacy and documentation -----------------------------------------------------------------
@@ -313,11 +318,11 @@ def test_incremental_month_and_correction_equal_a_full_build(clone, pipeline_inc
     from gridcredit.ingestion.loader import ingest_directory
 
     ingest_directory(pipeline_increment, conn=clone)
-    run_dbt(clone, tmp_path, "run", "--select", FEATURE_LINEAGE)
+    run_dbt(clone, tmp_path, "run", "--select", INCREMENTAL_LINEAGE)
     # one new load per table: staged without the dedupe's sort (ADR 0099)
     assert "row_number()" not in last_run_sql(tmp_path, "stg_metering__readings")
     after_month = table_checksums(clone, INCREMENTAL_MARTS)
-    run_dbt(clone, tmp_path, "run", "--select", FEATURE_LINEAGE)
+    run_dbt(clone, tmp_path, "run", "--select", INCREMENTAL_LINEAGE)
     assert table_checksums(clone, INCREMENTAL_MARTS) == after_month, "a rerun with no new load changed rows"
 
     # corrected re-delivery: an earlier bill comes again in a later load with another amount
@@ -334,13 +339,31 @@ def test_incremental_month_and_correction_equal_a_full_build(clone, pipeline_inc
         month = corrected["issue_date"][:7]
         dev_load_module().load_rows(pg, "billing", "bills", [corrected], first_month=month, last_month=month,
                                     kind="correction")
+        # ... and a reading of the same month: its staged version is replaced, not duplicated (the
+        # delete bounded by the new rows' reading_date range still finds it, ADR 0103)
+        reading_columns = [c for c, in pg.execute(
+            "select column_name from information_schema.columns where table_schema = 'raw_metering'"
+            " and table_name = 'readings' and column_name not like '\\_%' order by ordinal_position")]
+        reading = dict(zip(reading_columns, pg.execute(
+            f"select {', '.join(reading_columns)} from raw_metering.readings"
+            " where reading_date like %s order by meter_id, reading_date limit 1", [f"{month}-1%"]
+        ).fetchone(), strict=True))
+        reading["kwh"] = f"{float(reading['kwh']) + 1000:.3f}"
+        dev_load_module().load_rows(pg, "metering", "readings", [reading], first_month=month, last_month=month,
+                                    kind="correction")
         pg.commit()
-    out = run_dbt(clone, tmp_path, "run", "--select", FEATURE_LINEAGE)
+    out = run_dbt(clone, tmp_path, "run", "--select", INCREMENTAL_LINEAGE)
     assert f"reprocessing months from {month}-01" in out
+    assert f"between cast('{reading['reading_date']}' as date)" in last_run_sql(tmp_path, "stg_metering__readings")
+    with psycopg.connect(clone.url) as pg:
+        staged = pg.execute("select consumption_kwh from staging.stg_metering__readings"
+                            " where meter_id = %s and reading_date = %s",
+                            [reading["meter_id"], reading["reading_date"]]).fetchall()
+    assert [float(kwh) for kwh, in staged] == [float(reading["kwh"])]
     incremental = table_checksums(clone, INCREMENTAL_MARTS)
     assert incremental != after_month, "the correction changed nothing"
 
-    run_dbt(clone, tmp_path, "run", "--select", FEATURE_LINEAGE, "--full-refresh")
+    run_dbt(clone, tmp_path, "run", "--select", INCREMENTAL_LINEAGE, "--full-refresh")
     # a full build reads every load (the correction's bill twice): ranked, latest load wins
     assert "row_number()" in last_run_sql(tmp_path, "stg_billing__bills")
     assert table_checksums(clone, INCREMENTAL_MARTS) == incremental
@@ -384,6 +407,21 @@ def test_incremental_month_and_correction_equal_a_full_build(clone, pipeline_inc
     assert table_checksums(clone, SCORED_TABLES) == incremental
 
 
+def failing_tests(clone, tmp_path, chosen, changed_after_load: int | None = None) -> set[str]:
+    """The names of the `chosen` dbt tests that fail on `clone`, with the pipeline's test scope
+    (GRIDCREDIT_TESTS_CHANGED_AFTER_LOAD_ID, ADR 0021/0103) set to `changed_after_load` or unset."""
+    env = {} if changed_after_load is None else {"GRIDCREDIT_TESTS_CHANGED_AFTER_LOAD_ID": str(changed_after_load)}
+    target = tmp_path / f"dbt-target-scope-{changed_after_load}"
+    result = subprocess.run(
+        [*dbt_child.command(), "test", "--select", *chosen,
+         "--target-path", str(target), "--log-path", str(target / "logs")],
+        cwd=PROJECT, env={**dbt_environment(clone), **env}, capture_output=True, text=True, timeout=900,
+    )
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    assert len(results) == len(chosen), result.stdout[-3000:]
+    return {r["unique_id"].split(".")[2] for r in results if r["status"] == "fail"}
+
+
 def test_changed_month_tests_read_only_rebuilt_months_and_still_fail(clone, tmp_path):
     """With GRIDCREDIT_TESTS_CHANGED_AFTER_LOAD_ID (what the pipeline sets, ADR 0021) a row-level test
     of a month-rebuilt model reads the months whose ledger load is newer, and fails on a bad row there;
@@ -411,20 +449,38 @@ def test_changed_month_tests_read_only_rebuilt_months_and_still_fail(clone, tmp_
         "gridcredit_unique_combination_of_columns_fct_customer_months_customer_id__month_start_date": "untouched month",
     }
 
-    def failed(**env: str) -> set[str]:
-        target = tmp_path / f"dbt-target-scope-{len(env)}"
-        result = subprocess.run(
-            [*dbt_child.command(), "test", "--select", *chosen,
-             "--target-path", str(target), "--log-path", str(target / "logs")],
-            cwd=PROJECT, env={**dbt_environment(clone), **env}, capture_output=True, text=True, timeout=900,
-        )
-        results = json.loads((target / "run_results.json").read_text())["results"]
-        assert len(results) == len(chosen), result.stdout[-3000:]
-        return {r["unique_id"].split(".")[2] for r in results if r["status"] == "fail"}
-
-    scoped = failed(GRIDCREDIT_TESTS_CHANGED_AFTER_LOAD_ID=str(newest))
+    scoped = failing_tests(clone, tmp_path, chosen, changed_after_load=newest)
     assert scoped == {name for name, where in chosen.items() if where != "untouched month"}
-    assert failed() == set(chosen)
+    assert failing_tests(clone, tmp_path, chosen) == set(chosen)
+
+
+def test_tests_of_load_written_tables_read_only_newer_loads_and_still_fail(clone, tmp_path):
+    """Raw tables and incremental staging tables are written load by load (ADR 0103): with
+    GRIDCREDIT_TESTS_CHANGED_AFTER_LOAD_ID=N their row-level tests read the rows of loads after N, so
+    a bad row of load L fails with N < L, passes with N = L (a run tested it), and fails without N."""
+    with psycopg.connect(clone.url) as pg:
+        readings_load = pg.execute(
+            "select max(load_id) from ops.load_ledger"
+            " where system = 'metering' and table_name = 'readings' and status = 'loaded'"
+        ).fetchone()[0]
+        pg.execute("update raw_metering.readings set meter_id = null"
+                   " where ctid = (select min(ctid) from raw_metering.readings where _load_id = %s)", [readings_load])
+        pg.execute("update staging.stg_metering__readings set reading_quality = 'bogus'"
+                   " where ctid = (select min(ctid) from staging.stg_metering__readings where load_id = %s)",
+                   [readings_load])
+        bills_load = pg.execute("select max(load_id) from staging.stg_billing__bills").fetchone()[0]
+        pg.execute("update staging.stg_billing__bills set billed_kwh = -1"
+                   " where bill_id = (select min(bill_id) from staging.stg_billing__bills where load_id = %s)",
+                   [bills_load])
+    chosen = {
+        "source_not_null_metering_readings_meter_id": readings_load,
+        "accepted_values_stg_metering__readings_reading_quality__actual__estimated": readings_load,
+        "gridcredit_sign_rule_stg_billing__bills_billed_kwh__non_negative": bills_load,
+    }
+    assert failing_tests(clone, tmp_path, chosen) == set(chosen)
+    assert failing_tests(clone, tmp_path, chosen, changed_after_load=min(chosen.values()) - 1) == set(chosen)
+    newest = max(chosen.values())
+    assert failing_tests(clone, tmp_path, chosen, changed_after_load=newest) == set()
 
 
 def test_tests_are_scoped_only_after_two_published_runs_of_the_same_code(fresh_database):

@@ -10,20 +10,25 @@
     the pipeline's incremental run tests only the months changed since the last tested run); the
     index on it lets those tests and the delete of delete+insert read one month, not all history
     (docs/decisions/0021). Spark has no indexes and ignores it.
-    Every such model is also indexed by (customer_id, month), the key its readers join on
+    Every such model with a customer_id (`customer_keyed`; not the segment aggregates) is also
+    indexed by (customer_id, month), the key its readers join on
     (docs/decisions/0100-one-month-joins-at-100k.md): an incremental run reads one month of each,
     PostgreSQL underestimates the join of two such months (the two key columns are correlated), and
     with only the month index it looked up each row by scanning its whole month
     (fct_customer_months ran 727 s for one month at 100k, its full build 38 s).
 -#}
-{% macro incremental_by_month(unique_key='month_start_date') -%}
+{% macro incremental_by_month(unique_key='month_start_date', customer_keyed=true) -%}
+    {%- set indexes = [{'columns': [unique_key]}] -%}
+    {%- if customer_keyed -%}
+        {%- do indexes.append({'columns': ['customer_id', unique_key]}) -%}
+    {%- endif -%}
     {{- config(
         materialized='incremental',
         unique_key=unique_key,
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         meta={'rebuilt_by_month': unique_key},
-        indexes=[{'columns': [unique_key]}, {'columns': ['customer_id', unique_key]}],
+        indexes=indexes,
     ) -}}
     {{- return(gridcredit.reprocess_from_month(ref('int_load_ledger_months'))) -}}
 {%- endmacro %}

@@ -2,7 +2,9 @@
 -- supply region, industry, customer type, tariff, settlement method, payment method, value tier,
 -- and `all` (the whole book). Recovery rates, arrears, aging and days sales outstanding
 -- (definitions in docs/definitions.md). A customer counts in the segment it belongs to at the
--- month end.
+-- month end. Incremental by month (ADR 0103): a month's rows read that month's customer-months and,
+-- for the 3-month billed amount of DSO, the two before, so a rebuild reads two months more.
+{%- set reprocess_from = gridcredit.incremental_by_month(customer_keyed=false) %}
 {%- set dimensions = [
     'region_code', 'industry_code', 'customer_type', 'tariff_code',
     'settlement_method', 'payment_method', 'value_tier',
@@ -13,18 +15,21 @@ with
 customer_months as (
 
     select * from {{ ref('fct_customer_months') }}
+    where {{ gridcredit.reprocess_filter('month_start_date', reprocess_from, lookback_months=2) }}
 
 ),
 
 indicators as (
 
     select * from {{ ref('fct_customer_month_indicators') }}
+    where {{ gridcredit.reprocess_filter('month_start_date', reprocess_from, lookback_months=2) }}
 
 ),
 
 allocations as (
 
     select * from {{ ref('int_allocations_aggregated_to_customer_months') }}
+    where {{ gridcredit.reprocess_filter('month_start_date', reprocess_from, lookback_months=2) }}
 
 ),
 
@@ -58,7 +63,8 @@ segmented as (
         allocations.receivable_billed_amount,
         allocations.collected_against_month_bills_amount,
         allocations.collected_against_bills_amount,
-        allocations.opening_receivable_amount
+        allocations.opening_receivable_amount,
+        customer_months.source_load_id
     from customer_months
     inner join indicators
         on customer_months.customer_month_id = indicators.customer_month_id
@@ -92,8 +98,10 @@ aggregated as (
         sum(segmented.arrears_31_60_days_amount) as arrears_31_60_days_amount,
         sum(segmented.arrears_61_90_days_amount) as arrears_61_90_days_amount,
         sum(segmented.arrears_over_90_days_amount) as arrears_over_90_days_amount,
-        sum(segmented.billed_3m_amount) as billed_3m_amount
+        sum(segmented.billed_3m_amount) as billed_3m_amount,
+        max(segmented.source_load_id) as source_load_id
     from segmented
+    where {{ gridcredit.reprocess_filter('segmented.month_start_date', reprocess_from) }}
     group by
         {{ 'segmented.segment_all' if dimension == 'all' else 'segmented.' ~ dimension }},
         segmented.month_start_date,
@@ -147,7 +155,8 @@ final as (
                 'aggregated.billed_3m_amount'
             ) }}
             as numeric(18, 2)
-        ) as days_sales_outstanding
+        ) as days_sales_outstanding,
+        aggregated.source_load_id
     from aggregated
 
 )

@@ -1,14 +1,18 @@
 {#- Exception to staging views (docs/decisions/0013-incremental-staging-for-large-tables.md): one
     of the three large, ever-growing extracts. As a view its dedupe (a sort of every load) ran again
     in every model and test that reads it; as an incremental table each load is deduplicated once,
-    and a later load's rows replace the earlier version of their key (delete+insert on the key). -#}
+    and a later load's rows replace the earlier version of their key (delete+insert on the key).
+    The BRIN index on load_id finds the newest staged load and the rows an incremental run's scoped
+    tests read (docs/decisions/0103). -#}
 {{
     config(
         materialized='incremental',
         unique_key='bill_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
+        meta={'written_by_load': 'load_id'},
         post_hook='{{ gridcredit.analyze_table(this) }}',
+        indexes=[{'columns': ['load_id'], 'type': 'brin'}],
     )
 }}
 with
