@@ -749,15 +749,16 @@ def bench_scale(
             ("incremental_first_month", increment, ""),
             ("incremental_month", second_increment, "-2"),
         ):
+            run_log = logs / f"run-increment{suffix}.log"
             measured = run_sampled(
                 [GRIDCREDIT, "run", "--data", str(data)],
                 pipeline_env(work / f"dbt-logs-increment{suffix}"),
-                logs / f"run-increment{suffix}.log",
+                run_log,
                 lambda: postmaster_pid(server),
             )
             figures[f"{key}_s"] = round(measured["seconds"], 2)
             figures[f"{key}_stages_s"] = ledger_stages(db["pipeline"])
-            figures[f"{key}_tests_scoped_after_load"] = tests_scoped_after_load(logs / f"run-increment{suffix}.log")
+            figures[f"{key}_tests_scoped_after_load"] = tests_scoped_after_load(run_log)
         figures["incremental_share"] = round(figures["incremental_month_s"] / figures["end_to_end_s"], 3)
         figures["incremental_first_month_share"] = round(
             figures["incremental_first_month_s"] / figures["end_to_end_s"], 3
