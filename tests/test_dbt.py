@@ -48,13 +48,24 @@ INCREMENTAL_MARTS = [
     "staging.stg_billing__bills",
     "staging.stg_billing__payments",
 ]
-# Incremental after scoring (ADR 0098): rebuilt from the first month with a new load or new scores.
+# Incremental after scoring (ADR 0098): rebuilt from the first month with a new load or new scores;
+# the credit decision chain also from the first month whose overrides in force changed (ADR 0104).
 # With their staging views: the pipeline's views read the ML step's build area (var ml_schema), these read `ml`.
 SCORED_MODELS = (
     "stg_ml__credit_scores stg_ml__arrears_warnings stg_ml__theft_suspicion stg_ml__consumption_forecasts"
     " fct_customer_month_scores int_consumption_forecasts_pivoted"
+    " int_customer_months_credit_history int_credit_decision_inputs_joined int_credit_overrides_in_force"
+    " int_credit_override_months int_credit_list_statuses_evaluated int_credit_terms_recommended"
+    " fct_credit_decisions fct_credit_decision_segments"
 )
-SCORED_TABLES = ["marts_ml.fct_customer_month_scores", "intermediate.int_consumption_forecasts_pivoted"]
+# The models incremental by scored month (each logs "rebuilding from"), then the other tables compared.
+SCORED_INCREMENTAL = [
+    "marts_ml.fct_customer_month_scores", "intermediate.int_consumption_forecasts_pivoted",
+    "intermediate.int_credit_decision_inputs_joined", "intermediate.int_credit_list_statuses_evaluated",
+    "intermediate.int_credit_terms_recommended", "marts_decisions.fct_credit_decisions",
+    "marts_decisions.fct_credit_decision_segments",
+]
+SCORED_TABLES = [*SCORED_INCREMENTAL, "intermediate.int_customer_months_credit_history"]
 SCORE_TABLES = ("credit_scores", "arrears_warnings", "theft_suspicion", "consumption_forecasts")
 
 
@@ -375,7 +386,7 @@ def test_incremental_month_and_correction_equal_a_full_build(clone, pipeline_inc
     assert f"{scores_log} nowhere; rebuilding from {month}-01" in out
     built = table_checksums(clone, SCORED_TABLES)
     out = run_dbt(clone, tmp_path, "run", "--select", SCORED_MODELS)
-    assert out.count("rebuilding from nowhere") == 2
+    assert out.count("rebuilding from nowhere") == len(SCORED_INCREMENTAL)
     assert table_checksums(clone, SCORED_TABLES) == built, "a rerun with nothing new changed rows"
     # ... or with new scores: the ML step scores one more month and scores an earlier month again
     # (another grade, so the next month's `previous_final_grade` changes too).
@@ -401,8 +412,42 @@ def test_incremental_month_and_correction_equal_a_full_build(clone, pipeline_inc
         new_month = f"{last.year + last.month // 12:04d}-{last.month % 12 + 1:02d}-01"
         forecasts_log = f"int_consumption_forecasts_pivoted: months newly scored or scored again from {new_month}"
         assert any(forecasts_log in d for d in decisions), decisions
+    decisions_log = f"fct_credit_decisions: months newly scored or scored again from {rescored:%Y-%m-%d}"
+    assert any(decisions_log in d for d in decisions), decisions
+    rescored_checksums = table_checksums(clone, SCORED_TABLES)
+    assert rescored_checksums != built, "new scores changed nothing"
+    # ... or with other overrides in force (ADR 0104): an analyst overrides a grade from an earlier month
+    # and ends another override early; no load and no score marks either.
+    from gridcredit.decisions.store import OverrideTerms, add_override, expire_override
+
+    with psycopg.connect(clone.url, autocommit=True) as pg:
+        customer, other = [c for c, in pg.execute(
+            "select customer_id from marts_decisions.fct_credit_decisions where month_start_date = %s"
+            " order by customer_id limit 2", [rescored])]
+        add_override(pg, customer, OverrideTerms(final_grade="C"), "incremental test", months=3,
+                     effective_from=rescored, created_by="tester")
+        ended = add_override(pg, other, OverrideTerms(credit_period_days=20), "incremental test", months=24,
+                             effective_from=months[1], created_by="tester")
+    out = run_dbt(clone, tmp_path, "run", "--select", SCORED_MODELS)
+    overrides_log = ("fct_credit_decisions: months newly scored or scored again from nowhere;"
+                     f" overrides changed from {months[1]:%Y-%m-%d}")
+    assert overrides_log in out, [line for line in out.splitlines() if "rebuilding from" in line]
+    with psycopg.connect(clone.url, autocommit=True) as pg:
+        expire_override(pg, ended, "incremental test", effective_from=rescored, created_by="tester")
+    out = run_dbt(clone, tmp_path, "run", "--select", SCORED_MODELS)
+    assert f"overrides changed from {months[1]:%Y-%m-%d}" in out  # its "until" date changed in every month
+    with psycopg.connect(clone.url) as pg:
+        customer_grade = pg.execute(
+            "select decision_grade, grade_basis from marts_decisions.fct_credit_decisions"
+            " where customer_id = %s and month_start_date = %s", [customer, rescored]).fetchone()
+        other_periods = pg.execute(
+            "select month_start_date < %s, bool_and(override_ids is not null) from marts_decisions.fct_credit_decisions"
+            " where customer_id = %s and month_start_date >= %s group by 1 order by 1", [rescored, other, months[1]]
+        ).fetchall()
+    assert customer_grade == ("C", "override")
+    assert other_periods == [(False, False), (True, True)], other_periods
     incremental = table_checksums(clone, SCORED_TABLES)
-    assert incremental != built, "new scores changed nothing"
+    assert incremental != rescored_checksums, "the overrides changed nothing"
     run_dbt(clone, tmp_path, "run", "--select", SCORED_MODELS, "--full-refresh")
     assert table_checksums(clone, SCORED_TABLES) == incremental
 

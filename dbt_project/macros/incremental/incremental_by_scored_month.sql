@@ -20,8 +20,18 @@
         copies only months with a newer load.
     No meta.rebuilt_by_month: the pipeline's scoped tests (ADR 0021) follow loads, and a rescored
     month has no new load, so this model's tests always read every row.
+
+    The credit decision chain (docs/decisions/0104) chains these models: a model built from another
+    one of them passes it as its only score relation (`score_month_column` names its month column;
+    the upstream's `scored_at` is the newest of the ML outputs it joined, so a rescore reaches every
+    model of the chain), and `revisions`, a relation of one row per month with `overrides_revision`
+    (int_credit_override_months): the analysts' overrides are a third clock, with no load and no
+    score. The model stores that month's value on its rows; a month whose value changed (an override
+    added, or ended early) is rebuilt with every later one.
 -#}
-{% macro incremental_by_scored_month(score_relations, unique_key='as_of_month', follows_loads=true) -%}
+{% macro incremental_by_scored_month(
+    score_relations, unique_key='as_of_month', follows_loads=true, score_month_column='as_of_month', revisions=none
+) -%}
     {{- config(
         materialized='incremental',
         unique_key=unique_key,
@@ -29,14 +39,18 @@
         on_schema_change='fail',
     ) -}}
     {%- set month_ledger = ref('int_load_ledger_months') if follows_loads else none -%}
-    {{- return(gridcredit.reprocess_from_scored_month(month_ledger, score_relations, unique_key)) -}}
+    {{- return(gridcredit.reprocess_from_scored_month(
+        month_ledger, score_relations, unique_key, score_month_column, revisions,
+    )) -}}
 {%- endmacro %}
 
-{% macro reprocess_from_scored_month(month_ledger, score_relations, month_column) -%}
-    {{ return(adapter.dispatch('reprocess_from_scored_month', 'gridcredit')(month_ledger, score_relations, month_column)) }}
+{% macro reprocess_from_scored_month(month_ledger, score_relations, month_column, score_month_column='as_of_month', revisions=none) -%}
+    {{ return(adapter.dispatch('reprocess_from_scored_month', 'gridcredit')(
+        month_ledger, score_relations, month_column, score_month_column, revisions,
+    )) }}
 {%- endmacro %}
 
-{% macro default__reprocess_from_scored_month(month_ledger, score_relations, month_column) -%}
+{% macro default__reprocess_from_scored_month(month_ledger, score_relations, month_column, score_month_column, revisions) -%}
     {%- if not execute or not is_incremental() -%}
         {{ return('all') }}
     {%- endif -%}
@@ -45,7 +59,9 @@
         with
         {% for relation in score_relations %}
         scored_{{ loop.index }} as (
-            select as_of_month, max(scored_at) as scored_at from {{ relation }} group by as_of_month
+            select {{ score_month_column }} as as_of_month, max(scored_at) as scored_at
+            from {{ relation }}
+            group by {{ score_month_column }}
         ),
         {% endfor %}
         {#- The months of the first relation (the model's driving table), each with the newest
@@ -74,15 +90,39 @@
         where built_months.as_of_month is null or scored_months.scored_at <> built_months.scored_at
     {%- endset -%}
     {%- set from_scores = run_query(query).columns[0].values()[0] -%}
+    {%- set from_revisions = none -%}
+    {%- if revisions -%}
+        {#- Months whose overrides in force differ from those the model's rows were built with (a month
+            either side lacks has no overrides there: null on both sides is no change). -#}
+        {%- set revision_query -%}
+            with
+            current_revisions as (
+                select month_start_date as as_of_month, overrides_revision from {{ revisions }}
+            ),
+
+            built_revisions as (
+                select {{ month_column }} as as_of_month, max(overrides_revision) as overrides_revision
+                from {{ this }}
+                group by {{ month_column }}
+            )
+
+            select {{ dbt.cast('min(coalesce(current_revisions.as_of_month, built_revisions.as_of_month))', dbt.type_string()) }}
+            from current_revisions
+            full outer join built_revisions on current_revisions.as_of_month = built_revisions.as_of_month
+            where current_revisions.overrides_revision is distinct from built_revisions.overrides_revision
+        {%- endset -%}
+        {%- set from_revisions = run_query(revision_query).columns[0].values()[0] -%}
+    {%- endif -%}
     {%- set firsts = [] -%}
-    {%- for value in [from_loads, from_scores] -%}
+    {%- for value in [from_loads, from_scores, from_revisions] -%}
         {%- if value and value != 'none' -%}
             {%- do firsts.append(value | string) -%}
         {%- endif -%}
     {%- endfor -%}
     {%- set reprocess_from = firsts | min if firsts else 'none' -%}
     {%- do log(
-        this.identifier ~ ": months newly scored or scored again from " ~ (from_scores or 'nowhere') ~ "; rebuilding from "
+        this.identifier ~ ": months newly scored or scored again from " ~ (from_scores or 'nowhere')
+        ~ ("; overrides changed from " ~ (from_revisions or 'nowhere') if revisions else '') ~ "; rebuilding from "
         ~ (reprocess_from if firsts else 'nowhere (no new load or scores)'),
         info=true,
     ) -%}

@@ -2,17 +2,36 @@
 -- attributes, receivables, arrears), the ML outputs of that month (score and grade, arrears warning,
 -- theft suspicion, consumption forecast) and the expected monthly bill. One row per open customer per
 -- month that the scoring step scored (a customer without a score that month has null grade columns).
+-- Incremental by scored month (docs/decisions/0098, 0104): a run rebuilds from the first month with a
+-- new load or new scores; the history a decision needs comes from int_customer_months_credit_history.
+{%- set reprocess_from = gridcredit.incremental_by_scored_month(
+    [
+        ref('stg_ml__credit_scores'), ref('stg_ml__arrears_warnings'), ref('stg_ml__theft_suspicion'),
+        ref('int_consumption_forecasts_pivoted'),
+    ],
+    unique_key='month_start_date',
+) %}
+
 with
 
 customer_months as (
 
     select * from {{ ref('fct_customer_months') }}
+    where {{ gridcredit.reprocess_filter('month_start_date', reprocess_from) }}
+
+),
+
+histories as (
+
+    select * from {{ ref('int_customer_months_credit_history') }}
+    where {{ gridcredit.reprocess_filter('month_start_date', reprocess_from) }}
 
 ),
 
 indicators as (
 
     select * from {{ ref('fct_customer_month_indicators') }}
+    where {{ gridcredit.reprocess_filter('month_start_date', reprocess_from) }}
 
 ),
 
@@ -25,24 +44,28 @@ tariffs as (
 credit_scores as (
 
     select * from {{ ref('stg_ml__credit_scores') }}
+    where {{ gridcredit.reprocess_filter('as_of_month', reprocess_from) }}
 
 ),
 
 arrears_warnings as (
 
     select * from {{ ref('stg_ml__arrears_warnings') }}
+    where {{ gridcredit.reprocess_filter('as_of_month', reprocess_from) }}
 
 ),
 
 theft_suspicion as (
 
     select * from {{ ref('stg_ml__theft_suspicion') }}
+    where {{ gridcredit.reprocess_filter('as_of_month', reprocess_from) }}
 
 ),
 
 forecasts as (
 
     select * from {{ ref('int_consumption_forecasts_pivoted') }}
+    where {{ gridcredit.reprocess_filter('as_of_month', reprocess_from) }}
 
 ),
 
@@ -63,30 +86,15 @@ customer_histories as (
 
     select
         customer_months.*,
-        -- bills before the data horizon: one a month since the account opened (tenure at the first row)
-        first_value(customer_months.tenure_months) over customer_history
-        + sum(case when customer_months.billed_amount > 0 then 1 else 0 end) over customer_history
-            as bills_issued_to_date,
-        avg(customer_months.billed_amount) over last_3_months as recent_monthly_bill_amount,
-        sum(customer_months.billed_amount) over last_12_months as billed_12m_amount,
-        sum(customer_months.billed_kwh) over last_12_months as billed_12m_kwh
+        histories.bills_issued_to_date,
+        histories.recent_monthly_bill_amount,
+        histories.billed_12m_amount,
+        histories.billed_12m_kwh
     from customer_months
-    window
-        customer_history as (
-            partition by customer_months.customer_id
-            order by customer_months.month_start_date
-            rows between unbounded preceding and current row
-        ),
-        last_3_months as (
-            partition by customer_months.customer_id
-            order by customer_months.month_start_date
-            rows between 2 preceding and current row
-        ),
-        last_12_months as (
-            partition by customer_months.customer_id
-            order by customer_months.month_start_date
-            rows between 11 preceding and current row
-        )
+    inner join histories
+        on
+            customer_months.customer_id = histories.customer_id
+            and customer_months.month_start_date = histories.month_start_date
 
 ),
 
@@ -175,7 +183,11 @@ final as (
             forecasts.mean_forecast_kwh * priced.price_per_kwh,
             priced.recent_monthly_bill_amount,
             0
-        ), 0) as numeric(18, 2)) as expected_monthly_bill_amount
+        ), 0) as numeric(18, 2)) as expected_monthly_bill_amount,
+        priced.source_load_id,
+        greatest(
+            credit_scores.scored_at, arrears_warnings.scored_at, theft_suspicion.scored_at, forecasts.scored_at
+        ) as scored_at
     from priced
     cross join parameters
     left join indicators

@@ -4,26 +4,36 @@
 -- so the policy segment whose terms apply. The lists look at the customer's whole history in the
 -- customer-month mart (a theft two years ago counts), not only at the scored months.
 -- One row per open customer per scored month.
+-- Incremental by scored month (docs/decisions/0104): rebuilt from the first month with a new load, new
+-- scores or other overrides in force; the event history comes from int_customer_months_credit_history.
+{%- set reprocess_from = gridcredit.incremental_by_scored_month(
+    [ref('int_credit_decision_inputs_joined')],
+    unique_key='month_start_date',
+    score_month_column='month_start_date',
+    revisions=ref('int_credit_override_months'),
+) %}
 {%- set events = [
     'theft', 'legal_event', 'serious_arrears', 'very_long_arrears', 'dishonest_debtor', 'payment_blemish',
 ] %}
 with
 
-customer_months as (
-
-    select * from {{ ref('fct_customer_months') }}
-
-),
-
 inputs as (
 
     select * from {{ ref('int_credit_decision_inputs_joined') }}
+    where {{ gridcredit.reprocess_filter('month_start_date', reprocess_from) }}
 
 ),
 
 overrides as (
 
     select * from {{ ref('int_credit_overrides_in_force') }}
+    where {{ gridcredit.reprocess_filter('month_start_date', reprocess_from) }}
+
+),
+
+override_months as (
+
+    select * from {{ ref('int_credit_override_months') }}
 
 ),
 
@@ -35,41 +45,8 @@ parameters as (
 
 histories as (
 
-    select
-        customer_months.customer_id,
-        customer_months.month_start_date,
-        customer_months.is_dishonest_debtor,
-        max(case when customer_months.confirmed_theft_count > 0 then customer_months.month_start_date end)
-            over customer_history as last_theft_month,
-        max(case when customer_months.legal_event_count > 0 then customer_months.month_start_date end)
-            over customer_history as last_legal_event_month,
-        max(
-            case
-                when customer_months.days_past_due > parameters.watch_list_days_past_due
-                    then customer_months.month_start_date
-            end
-        ) over customer_history as last_serious_arrears_month,
-        max(
-            case
-                when customer_months.days_past_due > parameters.blacklist_days_past_due
-                    then customer_months.month_start_date
-            end
-        ) over customer_history as last_very_long_arrears_month,
-        max(case when customer_months.is_dishonest_debtor then customer_months.month_start_date end)
-            over customer_history as last_dishonest_debtor_month,
-        max(
-            case
-                when customer_months.is_in_arrears or not coalesce(customer_months.is_paid_on_time, true)
-                    then customer_months.month_start_date
-            end
-        ) over customer_history as last_payment_blemish_month
-    from customer_months
-    cross join parameters
-    window customer_history as (
-        partition by customer_months.customer_id
-        order by customer_months.month_start_date
-        rows between unbounded preceding and current row
-    )
+    select * from {{ ref('int_customer_months_credit_history') }}
+    where {{ gridcredit.reprocess_filter('month_start_date', reprocess_from) }}
 
 ),
 
@@ -88,7 +65,8 @@ months_since as (
         {{ gridcredit.months_between('histories.last_' ~ event ~ '_month', 'inputs.month_start_date') }}
             as months_since_{{ event }},
         {%- endfor %}
-        overrides.final_grade as override_grade
+        overrides.final_grade as override_grade,
+        override_months.overrides_revision
     from inputs
     inner join histories
         on
@@ -98,6 +76,8 @@ months_since as (
         on
             inputs.customer_id = overrides.customer_id
             and inputs.month_start_date = overrides.month_start_date
+    left join override_months
+        on inputs.month_start_date = override_months.month_start_date
 
 ),
 

@@ -2,6 +2,13 @@
 -- month, for the eight drill dimensions (supply region, industry, customer type, settlement method,
 -- tariff, final grade (the grade decisions use), payment method, customer value tier) and `all` (the
 -- whole book). Amounts are sums and rates are ratios of sums, so a BI tool can add segments up.
+-- Incremental by scored month (docs/decisions/0104): rebuilt from the first month the decisions rebuilt.
+{%- set reprocess_from = gridcredit.incremental_by_scored_month(
+    [ref('fct_credit_decisions')],
+    unique_key='month_start_date',
+    score_month_column='month_start_date',
+    revisions=ref('int_credit_override_months'),
+) %}
 {%- set dimensions = [
     'region_code', 'industry_code', 'customer_type', 'settlement_method',
     'tariff_code', 'decision_grade', 'payment_method', 'value_tier',
@@ -11,6 +18,7 @@ with
 decisions as (
 
     select * from {{ ref('fct_credit_decisions') }}
+    where {{ gridcredit.reprocess_filter('month_start_date', reprocess_from) }}
 
 ),
 
@@ -70,7 +78,10 @@ final as (
         {{ gridcredit.safe_divide('sum(segmented.expected_loss_amount)', 'sum(segmented.exposure_at_default_amount)') }}
             as expected_loss_rate,
         {{ gridcredit.exact_float_avg('segmented.bad_12m_probability') }} as mean_bad_12m_probability,
-        {{ gridcredit.exact_float_avg('segmented.arrears_probability') }} as mean_arrears_probability
+        {{ gridcredit.exact_float_avg('segmented.arrears_probability') }} as mean_arrears_probability,
+        max(segmented.source_load_id) as source_load_id,
+        max(segmented.scored_at) as scored_at,
+        max(segmented.overrides_revision) as overrides_revision
     from segmented
     group by segmented.segment_dimension, segmented.segment_value, segmented.month_start_date
 

@@ -1,17 +1,27 @@
 -- The credit decision of every customer each month (授信决策): one row per open customer per scored
 -- month with the grade, the risk figures, the expected bill, the recommended terms and the approval
 -- they need, and what changed since last month and why, in plain words.
+-- Incremental by scored month (docs/decisions/0104): rebuilt from the first month the terms rebuilt (a
+-- new load, new scores or other overrides in force); "since last month" reads the month before it.
+{%- set reprocess_from = gridcredit.incremental_by_scored_month(
+    [ref('int_credit_terms_recommended')],
+    unique_key='month_start_date',
+    score_month_column='month_start_date',
+    revisions=ref('int_credit_override_months'),
+) %}
 with
 
 statuses as (
 
     select * from {{ ref('int_credit_list_statuses_evaluated') }}
+    where {{ gridcredit.reprocess_filter('month_start_date', reprocess_from, lookback_months=1) }}
 
 ),
 
 terms as (
 
     select * from {{ ref('int_credit_terms_recommended') }}
+    where {{ gridcredit.reprocess_filter('month_start_date', reprocess_from, lookback_months=1) }}
 
 ),
 
@@ -87,7 +97,10 @@ joined as (
         terms.exposure_at_default_amount,
         terms.loss_given_default_rate,
         terms.expected_loss_amount,
-        terms.terms_reason
+        terms.terms_reason,
+        terms.source_load_id,
+        terms.scored_at,
+        terms.overrides_revision
     from statuses
     inner join terms
         on
@@ -335,8 +348,12 @@ final as (
                 then 'Changed: ' || changes.terms_changes || ' (the policy applied to this month''s figures)'
             else 'Changed: ' || changes.terms_changes || '. Because: ' || changes.change_causes
         end as change_summary,
-        changes.terms_reason
+        changes.terms_reason,
+        changes.source_load_id,
+        changes.scored_at,
+        changes.overrides_revision
     from changes
+    where {{ gridcredit.reprocess_filter('changes.month_start_date', reprocess_from) }}
 
 )
 
