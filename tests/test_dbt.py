@@ -56,14 +56,14 @@ SCORED_MODELS = (
     " fct_customer_month_scores int_consumption_forecasts_pivoted"
     " int_customer_months_credit_history int_credit_decision_inputs_joined int_credit_overrides_in_force"
     " int_credit_override_months int_credit_list_statuses_evaluated int_credit_terms_recommended"
-    " fct_credit_decisions fct_credit_decision_segments"
+    " fct_credit_decisions fct_credit_decision_segments fct_consumption_forecast_accuracy"
 )
 # The models incremental by scored month (each logs "rebuilding from"), then the other tables compared.
 SCORED_INCREMENTAL = [
     "marts_ml.fct_customer_month_scores", "intermediate.int_consumption_forecasts_pivoted",
     "intermediate.int_credit_decision_inputs_joined", "intermediate.int_credit_list_statuses_evaluated",
     "intermediate.int_credit_terms_recommended", "marts_decisions.fct_credit_decisions",
-    "marts_decisions.fct_credit_decision_segments",
+    "marts_decisions.fct_credit_decision_segments", "marts_ml.fct_consumption_forecast_accuracy",
 ]
 SCORED_TABLES = [*SCORED_INCREMENTAL, "intermediate.int_customer_months_credit_history"]
 SCORE_TABLES = ("credit_scores", "arrears_warnings", "theft_suspicion", "consumption_forecasts")

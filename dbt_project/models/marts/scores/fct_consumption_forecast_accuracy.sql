@@ -2,17 +2,29 @@
 -- region, industry and customer type. Sums of the customers' forecasts, seasonal-naive baselines,
 -- metered kWh and absolute errors (segments as of the forecast's as-of month), so forecast error
 -- rolls up to any segment as a ratio of sums (WAPE = absolute error / actual).
+-- Incremental by target month (docs/decisions/0098, 0104): a run rebuilds from the first target month
+-- with a new load (its actuals) or with forecasts published anew; the segments come from the as-of
+-- months, which are earlier, so the customer months are read from the first as-of month on.
+{%- set reprocess_from = gridcredit.incremental_by_scored_month(
+    [ref('stg_ml__consumption_forecasts')],
+    unique_key='target_month',
+    score_month_column='target_month',
+) %}
 with
 
 forecasts as (
 
     select * from {{ ref('stg_ml__consumption_forecasts') }}
+    where {{ gridcredit.reprocess_filter('target_month', reprocess_from) }}
 
 ),
 
 customer_months as (
 
     select * from {{ ref('fct_customer_months') }}
+    {%- if reprocess_from not in ('all', 'none') %}
+    where month_start_date >= (select min(first_forecasts.as_of_month) from forecasts as first_forecasts)
+    {%- endif %}
 
 ),
 
@@ -27,7 +39,9 @@ paired as (
         forecasts.forecast_kwh,
         forecasts.seasonal_naive_kwh,
         cast(actuals.consumption_kwh as {{ dbt.type_float() }}) as actual_kwh,
-        forecasts.is_in_training_window
+        forecasts.is_in_training_window,
+        actuals.source_load_id,
+        forecasts.scored_at
     from forecasts
     left join customer_months as segments
         on
@@ -63,7 +77,9 @@ final as (
         {{ gridcredit.exact_float_sum('case when seasonal_naive_kwh is not null then actual_kwh end') }}
             as actual_kwh_with_seasonal_naive,
         {{ gridcredit.exact_float_sum('abs(seasonal_naive_kwh - actual_kwh)') }} as seasonal_naive_absolute_error_kwh,
-        max(case when is_in_training_window then 1 else 0 end) = 1 as is_in_training_window
+        max(case when is_in_training_window then 1 else 0 end) = 1 as is_in_training_window,
+        max(source_load_id) as source_load_id,
+        max(scored_at) as scored_at
     from paired
     group by target_month, horizon_months, region_code, industry_code, customer_type
 
