@@ -57,6 +57,7 @@ SCORED_MODELS = (
     " int_customer_months_credit_history int_credit_decision_inputs_joined int_credit_overrides_in_force"
     " int_credit_override_months int_credit_list_statuses_evaluated int_credit_terms_recommended"
     " fct_credit_decisions fct_credit_decision_segments fct_consumption_forecast_accuracy"
+    " fct_arrears_warning_segment_months fct_theft_suspicion_segment_months"
 )
 # The models incremental by scored month (each logs "rebuilding from"), then the other tables compared.
 SCORED_INCREMENTAL = [
@@ -64,6 +65,7 @@ SCORED_INCREMENTAL = [
     "intermediate.int_credit_decision_inputs_joined", "intermediate.int_credit_list_statuses_evaluated",
     "intermediate.int_credit_terms_recommended", "marts_decisions.fct_credit_decisions",
     "marts_decisions.fct_credit_decision_segments", "marts_ml.fct_consumption_forecast_accuracy",
+    "marts_ml.fct_arrears_warning_segment_months", "marts_ml.fct_theft_suspicion_segment_months",
 ]
 SCORED_TABLES = [*SCORED_INCREMENTAL, "intermediate.int_customer_months_credit_history"]
 SCORE_TABLES = ("credit_scores", "arrears_warnings", "theft_suspicion", "consumption_forecasts")

@@ -2,17 +2,22 @@
 -- industry, customer type and warning level. The warning trend charts read this instead of the
 -- customer-level ml.arrears_warnings (which grows with customers x months); sums, never averages,
 -- so any roll-up and any rate (probability sum / customer count) stays exact.
+-- Incremental by as-of month (docs/decisions/0098, 0104): a run rebuilds from the first month with a
+-- new load or new scores.
+{%- set reprocess_from = gridcredit.incremental_by_scored_month([ref('stg_ml__arrears_warnings')]) %}
 with
 
 warnings as (
 
     select * from {{ ref('stg_ml__arrears_warnings') }}
+    where {{ gridcredit.reprocess_filter('as_of_month', reprocess_from) }}
 
 ),
 
 customer_months as (
 
     select * from {{ ref('fct_customer_months') }}
+    where {{ gridcredit.reprocess_filter('month_start_date', reprocess_from) }}
 
 ),
 
@@ -31,7 +36,9 @@ final as (
         cast(count(*) as integer) as customer_count,
         {{ gridcredit.exact_float_sum('warnings.arrears_probability') }} as arrears_probability_sum,
         cast(sum(case when warnings.is_in_training_window then 1 else 0 end) as integer)
-            as in_training_window_customer_count
+            as in_training_window_customer_count,
+        max(customer_months.source_load_id) as source_load_id,
+        max(warnings.scored_at) as scored_at
     from warnings
     left join customer_months
         on

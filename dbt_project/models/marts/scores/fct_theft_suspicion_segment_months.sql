@@ -2,17 +2,22 @@
 -- industry, customer type and inspection-list flag. The suspicion trend charts read this instead
 -- of the customer-level ml.theft_suspicion; sums, never averages (mean suspicion = score sum /
 -- customer count), so any roll-up stays exact.
+-- Incremental by as-of month (docs/decisions/0098, 0104): a run rebuilds from the first month with a
+-- new load or new scores.
+{%- set reprocess_from = gridcredit.incremental_by_scored_month([ref('stg_ml__theft_suspicion')]) %}
 with
 
 suspicion as (
 
     select * from {{ ref('stg_ml__theft_suspicion') }}
+    where {{ gridcredit.reprocess_filter('as_of_month', reprocess_from) }}
 
 ),
 
 customer_months as (
 
     select * from {{ ref('fct_customer_months') }}
+    where {{ gridcredit.reprocess_filter('month_start_date', reprocess_from) }}
 
 ),
 
@@ -32,7 +37,9 @@ final as (
         {{ gridcredit.exact_float_sum('suspicion.suspicion_score') }} as suspicion_score_sum,
         {{ gridcredit.exact_float_sum('suspicion.anomaly_score') }} as anomaly_score_sum,
         cast(sum(case when suspicion.is_in_training_window then 1 else 0 end) as integer)
-            as in_training_window_customer_count
+            as in_training_window_customer_count,
+        max(customer_months.source_load_id) as source_load_id,
+        max(suspicion.scored_at) as scored_at
     from suspicion
     left join customer_months
         on
