@@ -46,7 +46,7 @@ industry_activity as (
 
 enterprises as (
 
-    select * from {{ ref('stg_registry__enterprises') }}
+    select * from {{ ref('int_enterprises_registered_capital') }}
 
 ),
 
