@@ -44,6 +44,20 @@
     )) -}}
 {%- endmacro %}
 
+{#-
+    The header of a model of the credit decision chain after int_credit_decision_inputs_joined
+    (docs/decisions/0104): incremental by scored month, driven by `upstream` (the chain's model it
+    reads, whose `scored_at` it carries on) and by the overrides in force (int_credit_override_months).
+-#}
+{% macro incremental_in_decision_chain(upstream) -%}
+    {{- return(gridcredit.incremental_by_scored_month(
+        [upstream],
+        unique_key='month_start_date',
+        score_month_column='month_start_date',
+        revisions=ref('int_credit_override_months'),
+    )) -}}
+{%- endmacro %}
+
 {% macro reprocess_from_scored_month(month_ledger, score_relations, month_column, score_month_column='as_of_month', revisions=none) -%}
     {{ return(adapter.dispatch('reprocess_from_scored_month', 'gridcredit')(
         month_ledger, score_relations, month_column, score_month_column, revisions,
@@ -78,41 +92,39 @@
             {%- endfor %}
         ),
 
+        {#- One read of the model's own rows for both comparisons. -#}
         built_months as (
-            select {{ month_column }} as as_of_month, max(scored_at) as scored_at
+            select
+                {{ month_column }} as as_of_month,
+                max(scored_at) as scored_at
+                {%- if revisions %},
+                max(overrides_revision) as overrides_revision
+                {%- endif %}
             from {{ this }}
             group by {{ month_column }}
         )
 
-        select {{ dbt.cast('min(scored_months.as_of_month)', dbt.type_string()) }} as reprocess_from
-        from scored_months
-        left join built_months on scored_months.as_of_month = built_months.as_of_month
-        where built_months.as_of_month is null or scored_months.scored_at <> built_months.scored_at
+        select
+            (
+                select {{ dbt.cast('min(scored_months.as_of_month)', dbt.type_string()) }}
+                from scored_months
+                left join built_months on scored_months.as_of_month = built_months.as_of_month
+                where built_months.as_of_month is null or scored_months.scored_at <> built_months.scored_at
+            ) as from_scores
+            {%- if revisions %},
+            {#- Months whose overrides in force differ from those the model's rows were built with (a
+                month either side lacks has no overrides there: null on both sides is no change). #}
+            (
+                select {{ dbt.cast('min(coalesce(current_revisions.month_start_date, built_months.as_of_month))', dbt.type_string()) }}
+                from {{ revisions }} as current_revisions
+                full outer join built_months on current_revisions.month_start_date = built_months.as_of_month
+                where current_revisions.overrides_revision is distinct from built_months.overrides_revision
+            ) as from_revisions
+            {%- endif %}
     {%- endset -%}
-    {%- set from_scores = run_query(query).columns[0].values()[0] -%}
-    {%- set from_revisions = none -%}
-    {%- if revisions -%}
-        {#- Months whose overrides in force differ from those the model's rows were built with (a month
-            either side lacks has no overrides there: null on both sides is no change). -#}
-        {%- set revision_query -%}
-            with
-            current_revisions as (
-                select month_start_date as as_of_month, overrides_revision from {{ revisions }}
-            ),
-
-            built_revisions as (
-                select {{ month_column }} as as_of_month, max(overrides_revision) as overrides_revision
-                from {{ this }}
-                group by {{ month_column }}
-            )
-
-            select {{ dbt.cast('min(coalesce(current_revisions.as_of_month, built_revisions.as_of_month))', dbt.type_string()) }}
-            from current_revisions
-            full outer join built_revisions on current_revisions.as_of_month = built_revisions.as_of_month
-            where current_revisions.overrides_revision is distinct from built_revisions.overrides_revision
-        {%- endset -%}
-        {%- set from_revisions = run_query(revision_query).columns[0].values()[0] -%}
-    {%- endif -%}
+    {%- set answer = run_query(query).rows[0] -%}
+    {%- set from_scores = answer[0] -%}
+    {%- set from_revisions = answer[1] if revisions else none -%}
     {%- set firsts = [] -%}
     {%- for value in [from_loads, from_scores, from_revisions] -%}
         {%- if value and value != 'none' -%}

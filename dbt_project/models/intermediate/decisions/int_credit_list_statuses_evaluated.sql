@@ -6,12 +6,7 @@
 -- One row per open customer per scored month.
 -- Incremental by scored month (docs/decisions/0104): rebuilt from the first month with a new load, new
 -- scores or other overrides in force; the event history comes from int_customer_months_credit_history.
-{%- set reprocess_from = gridcredit.incremental_by_scored_month(
-    [ref('int_credit_decision_inputs_joined')],
-    unique_key='month_start_date',
-    score_month_column='month_start_date',
-    revisions=ref('int_credit_override_months'),
-) %}
+{%- set reprocess_from = gridcredit.incremental_in_decision_chain(ref('int_credit_decision_inputs_joined')) %}
 {%- set events = [
     'theft', 'legal_event', 'serious_arrears', 'very_long_arrears', 'dishonest_debtor', 'payment_blemish',
 ] %}

@@ -4,12 +4,7 @@
 -- `gridcredit policy simulate` also compiles against an alternative policy table.
 -- Incremental by scored month (docs/decisions/0104): rebuilt from the first month the list statuses
 -- rebuilt (a new load, new scores or other overrides in force), whose markers it keeps.
-{%- set reprocess_from = gridcredit.incremental_by_scored_month(
-    [ref('int_credit_list_statuses_evaluated')],
-    unique_key='month_start_date',
-    score_month_column='month_start_date',
-    revisions=ref('int_credit_override_months'),
-) %}
+{%- set reprocess_from = gridcredit.incremental_in_decision_chain(ref('int_credit_list_statuses_evaluated')) %}
 {%- set rebuilt_months = gridcredit.reprocess_filter('month_start_date', reprocess_from) %}
 with
 

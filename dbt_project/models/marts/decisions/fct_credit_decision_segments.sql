@@ -3,12 +3,7 @@
 -- tariff, final grade (the grade decisions use), payment method, customer value tier) and `all` (the
 -- whole book). Amounts are sums and rates are ratios of sums, so a BI tool can add segments up.
 -- Incremental by scored month (docs/decisions/0104): rebuilt from the first month the decisions rebuilt.
-{%- set reprocess_from = gridcredit.incremental_by_scored_month(
-    [ref('fct_credit_decisions')],
-    unique_key='month_start_date',
-    score_month_column='month_start_date',
-    revisions=ref('int_credit_override_months'),
-) %}
+{%- set reprocess_from = gridcredit.incremental_in_decision_chain(ref('fct_credit_decisions')) %}
 {%- set dimensions = [
     'region_code', 'industry_code', 'customer_type', 'settlement_method',
     'tariff_code', 'decision_grade', 'payment_method', 'value_tier',

@@ -3,12 +3,7 @@
 -- they need, and what changed since last month and why, in plain words.
 -- Incremental by scored month (docs/decisions/0104): rebuilt from the first month the terms rebuilt (a
 -- new load, new scores or other overrides in force); "since last month" reads the month before it.
-{%- set reprocess_from = gridcredit.incremental_by_scored_month(
-    [ref('int_credit_terms_recommended')],
-    unique_key='month_start_date',
-    score_month_column='month_start_date',
-    revisions=ref('int_credit_override_months'),
-) %}
+{%- set reprocess_from = gridcredit.incremental_in_decision_chain(ref('int_credit_terms_recommended')) %}
 with
 
 statuses as (
