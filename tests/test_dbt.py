@@ -338,6 +338,39 @@ def test_incremental_month_and_correction_equal_a_full_build(clone, pipeline_inc
     run_dbt(clone, tmp_path, "run", "--select", INCREMENTAL_LINEAGE)
     assert table_checksums(clone, INCREMENTAL_MARTS) == after_month, "a rerun with no new load changed rows"
 
+    # A payment delivered before its customer (the payments extract ran ahead of the customer
+    # master): when the customer comes, its first month counts that earlier payment, though the
+    # payment's own month is not rebuilt then (ADR 0106).
+    with psycopg.connect(clone.url) as pg:
+        last_month = pg.execute(
+            "select max(month_start_date) from intermediate.int_customer_months_spined").fetchone()[0]
+        paid_month = f"{last_month.year - (last_month.month == 1):04d}-{(last_month.month - 2) % 12 + 1:02d}"
+        customer_columns = [c for c, in pg.execute(
+            "select column_name from information_schema.columns where table_schema = 'raw_billing'"
+            " and table_name = 'customers' and column_name not like '\\_%' order by ordinal_position")]
+        late_customer = dict(zip(customer_columns, pg.execute(
+            f"select {', '.join(customer_columns)} from raw_billing.customers"
+            " where customer_kind = 'person' and close_date is null order by customer_id limit 1"
+        ).fetchone(), strict=True))
+        late_customer.update(customer_id="C199999999", open_date=f"{last_month:%Y-%m}-05")
+        early_payment = {"payment_id": "P199999999999", "customer_id": "C199999999",
+                         "paid_at": f"{paid_month}-20 10:00:00", "amount": "500.00", "channel": "counter"}
+        dev_load_module().load_rows(pg, "billing", "payments", [early_payment],
+                                    first_month=paid_month, last_month=paid_month, kind="correction")
+        pg.commit()
+    run_dbt(clone, tmp_path, "run", "--select", INCREMENTAL_LINEAGE)
+    with psycopg.connect(clone.url) as pg:
+        dev_load_module().load_rows(pg, "billing", "customers", [late_customer], first_month=f"{last_month:%Y-%m}",
+                                    last_month=f"{last_month:%Y-%m}", kind="correction")
+        pg.commit()
+    out = run_dbt(clone, tmp_path, "run", "--select", INCREMENTAL_LINEAGE)
+    assert f"reprocessing months from {last_month:%Y-%m-%d}" in out
+    with psycopg.connect(clone.url) as pg:
+        credited = pg.execute(
+            "select month_start_date, credited_amount_to_date from intermediate.int_customer_months_receivables_aged"
+            " where customer_id = 'C199999999'").fetchall()
+    assert [(m, float(amount)) for m, amount in credited] == [(last_month, 500.0)]
+
     # corrected re-delivery: an earlier bill comes again in a later load with another amount
     with psycopg.connect(clone.url) as pg:
         columns = [c for c, in pg.execute(
