@@ -371,6 +371,35 @@ def test_incremental_month_and_correction_equal_a_full_build(clone, pipeline_inc
             " where customer_id = 'C199999999'").fetchall()
     assert [(m, float(amount)) for m, amount in credited] == [(last_month, 500.0)]
 
+    # A reversal re-allocates history (ADR 0014): the payment it reverses, months earlier, stops
+    # paying its bills and later credits move up to them. The collections marts read that
+    # allocation, so they rebuild from the reversed payment's month, not the reversal's (ADR 0107).
+    reversed_month = f"{last_month.year - (last_month.month <= 4):04d}-{(last_month.month - 5) % 12 + 1:02d}"
+    segments = ["marts_collections.fct_collection_segment_months"]
+    before_reversal = f"month_start_date < '{last_month}'"
+    segments_before = table_checksums(clone, segments, before_reversal)
+    with psycopg.connect(clone.url) as pg:
+        reversed_payment = pg.execute(
+            "select payment_id, customer_id, amount, channel from raw_billing.payments as payment"
+            " where reverses_payment_id is null and paid_at like %s and amount::numeric > 0"
+            " and (select count(*) from raw_billing.payments as later where later.customer_id = payment.customer_id"
+            "      and later.paid_at > payment.paid_at) >= 3"
+            " order by payment_id limit 1", [f"{reversed_month}-%"]).fetchone()
+        reversal = {"payment_id": "P199999999998", "customer_id": reversed_payment[1],
+                    "paid_at": f"{last_month:%Y-%m}-25 09:00:00", "amount": f"-{reversed_payment[2]}",
+                    "channel": reversed_payment[3], "reverses_payment_id": reversed_payment[0]}
+        dev_load_module().load_rows(pg, "billing", "payments", [reversal], first_month=f"{last_month:%Y-%m}",
+                                    last_month=f"{last_month:%Y-%m}", kind="increment")
+        pg.commit()
+    out = run_dbt(clone, tmp_path, "run", "--select", INCREMENTAL_LINEAGE)
+    assert f"fct_collection_segment_months: reprocessing months from {reversed_month}-01" in out
+    assert f"fct_customer_months: reprocessing months from {last_month:%Y-%m-%d}" in out
+    assert table_checksums(clone, segments, before_reversal) != segments_before, "no earlier month re-allocated"
+    reversed_state = table_checksums(clone, INCREMENTAL_MARTS)
+    run_dbt(clone, tmp_path, "run", "--select", INCREMENTAL_LINEAGE, "--full-refresh")
+    assert table_checksums(clone, INCREMENTAL_MARTS) == reversed_state
+    after_month = reversed_state
+
     # corrected re-delivery: an earlier bill comes again in a later load with another amount
     with psycopg.connect(clone.url) as pg:
         columns = [c for c, in pg.execute(

@@ -16,8 +16,9 @@
     PostgreSQL underestimates the join of two such months (the two key columns are correlated), and
     with only the month index it looked up each row by scanning its whole month
     (fct_customer_months ran 727 s for one month at 100k, its full build 38 s).
+    `reached_back_by`: see reprocess_from_month().
 -#}
-{% macro incremental_by_month(unique_key='month_start_date', customer_keyed=true) -%}
+{% macro incremental_by_month(unique_key='month_start_date', customer_keyed=true, reached_back_by=none) -%}
     {%- set indexes = [{'columns': [unique_key]}] -%}
     {%- if customer_keyed -%}
         {%- do indexes.append({'columns': ['customer_id', unique_key]}) -%}
@@ -30,5 +31,5 @@
         meta={'rebuilt_by_month': unique_key},
         indexes=indexes,
     ) -}}
-    {{- return(gridcredit.reprocess_from_month(ref('int_load_ledger_months'))) -}}
+    {{- return(gridcredit.reprocess_from_month(ref('int_load_ledger_months'), reached_back_by)) -}}
 {%- endmacro %}

@@ -3,8 +3,12 @@
 -- and `all` (the whole book). Recovery rates, arrears, aging and days sales outstanding
 -- (definitions in docs/definitions.md). A customer counts in the segment it belongs to at the
 -- month end. Incremental by month (ADR 0103): a month's rows read that month's customer-months and,
--- for the 3-month billed amount of DSO, the two before, so a rebuild reads two months more.
-{%- set reprocess_from = gridcredit.incremental_by_month(customer_keyed=false) %}
+-- for the 3-month billed amount of DSO, the two before, so a rebuild reads two months more. The
+-- recovery columns come from the payment allocation, which a reversal changes from the reversed
+-- payment's month on: a new reversal rebuilds from that month (ADR 0107).
+{%- set reprocess_from = gridcredit.incremental_by_month(
+    customer_keyed=false, reached_back_by=ref('int_payment_reversals_reaching_back')
+) %}
 {%- set dimensions = [
     'region_code', 'industry_code', 'customer_type', 'tariff_code',
     'settlement_method', 'payment_method', 'value_tier',
