@@ -672,22 +672,19 @@ def feature_psi(ds: Dataset, months: list[int], bins: int, investigate: float, a
 
     One pair of consecutive months at a time: the same rows, in the same order, as
     ``psi_month_over_month`` over all the months at once, without copying every month's features
-    (twice, with its groups).
+    (twice, with its groups). An on-demand dataset reads each month once: a month is the current
+    month of one pair and the reference of the next.
     """
     pairs = []
-    for pair in zip(months, months[1:], strict=False):
-        part = ds.window(pair, ds.features)  # two months read at a time from an on-demand dataset
-        pairs.append(
-            psi_month_over_month(
-                part.frame.iloc[month_rows(part, pair)][[ds.month_col, *ds.features]],
-                ds.month_col,
-                ds.features,
-                bins,
-                investigate,
-                act,
-            )
-        )
+    previous = None
+    for month in months:
+        part = ds.window([month], ds.features)
+        current = part.frame.iloc[month_rows(part, [month])][[ds.month_col, *ds.features]]
         del part
+        if previous is not None:
+            pair = pd.concat([previous, current], ignore_index=True)
+            pairs.append(psi_month_over_month(pair, ds.month_col, ds.features, bins, investigate, act))
+        previous = current
     if not pairs:
         return psi_month_over_month(ds.frame.iloc[:0], ds.month_col, ds.features, bins, investigate, act)
     return pd.concat(pairs, ignore_index=True)
@@ -708,10 +705,15 @@ def _grade_bad_rates(ctx: _Context, label: str, horizon: int) -> pd.DataFrame | 
 
     def rates(scores: pd.DataFrame) -> None:
         scores = scores.assign(**{MONTH_INDEX: month_index(scores["as_of_month"])})
-        frame = ds.window(sorted(int(m) for m in scores[MONTH_INDEX].unique()), [label]).frame
-        labels = frame[[ds.customer_col, MONTH_INDEX, label]].rename(
-            columns={ds.customer_col: "customer_id", MONTH_INDEX: "m"}
-        )
+        # an immature month's rates need no label (grade_bad_rate counts its customers only)
+        mature = sorted(int(m) for m in scores[MONTH_INDEX].unique() if m <= mature_until)
+        if mature:
+            frame = ds.window(mature, [label]).frame
+            labels = frame[[ds.customer_col, MONTH_INDEX, label]].rename(
+                columns={ds.customer_col: "customer_id", MONTH_INDEX: "m"}
+            )
+        else:
+            labels = scores[["customer_id", MONTH_INDEX]].rename(columns={MONTH_INDEX: "m"}).assign(**{label: np.nan})
         bad = grade_bad_rate(
             scores[["customer_id", MONTH_INDEX, "model_grade", "final_grade"]].rename(columns={MONTH_INDEX: "m"}),
             labels,
@@ -754,8 +756,16 @@ def _grade_bad_rates(ctx: _Context, label: str, horizon: int) -> pd.DataFrame | 
     return bad
 
 
-def stage_monitoring(ctx: _Context, outcomes: dict[str, ModelOutcome]) -> dict[str, int]:
-    """PSI of each model's score and of each feature month over month; bad rate per grade."""
+def stage_monitoring(
+    ctx: _Context, outcomes: dict[str, ModelOutcome], timings: dict[str, float] | None = None
+) -> dict[str, int]:
+    """PSI of each model's score and of each feature month over month; bad rate per grade.
+
+    ``timings``, if given, receives the seconds of each part (score PSI, feature PSI, grade bad
+    rates), which the run summary records beside ``monitoring_s``.
+    """
+    timings = {} if timings is None else timings
+    clock = time.perf_counter()
     mon = ctx.cfg["monitoring"]
     bins, inv, act = (
         int(mon["psi_bins"]),
@@ -804,6 +814,8 @@ def stage_monitoring(ctx: _Context, outcomes: dict[str, ModelOutcome]) -> dict[s
         psi["variable_kind"] = "score"
         frames.append((psi, Scope.equals(model_name=name, variable_kind="score")))
     ds = ctx.ds
+    timings["score_psi_s"] = round(time.perf_counter() - clock, 3)
+    clock = time.perf_counter()
     recent = ds.months[-n_months:]
     fpsi = feature_psi(ds, recent, bins, inv, act)
     fpsi.insert(0, "model_name", "features")
@@ -814,6 +826,8 @@ def stage_monitoring(ctx: _Context, outcomes: dict[str, ModelOutcome]) -> dict[s
             frame["as_of_month"] = pd.to_datetime(frame["as_of_month"]).dt.date
             frame["reference_month"] = pd.to_datetime(frame["reference_month"]).dt.date
         rows["monitoring_psi"] = rows.get("monitoring_psi", 0) + ctx.build.stage("monitoring_psi", frame, scope)
+    timings["feature_psi_s"] = round(time.perf_counter() - clock, 3)
+    clock = time.perf_counter()
 
     # Observed bad rate per grade: every published and new credit score against the labels.
     role = ctx.cfg["credit_score"]["label"]
@@ -822,6 +836,7 @@ def stage_monitoring(ctx: _Context, outcomes: dict[str, ModelOutcome]) -> dict[s
         bad = _grade_bad_rates(ctx, label, int(ctx.cfg["inputs"]["label_horizon_months"][role]))
         if bad is not None:
             rows["monitoring_grade_bad_rate"] = ctx.build.stage("monitoring_grade_bad_rate", bad, Scope.everything())
+    timings["grade_bad_rate_s"] = round(time.perf_counter() - clock, 3)
     return rows
 
 
@@ -941,8 +956,10 @@ def score_all(
             outcomes[name] = outcome
         clock = time.perf_counter()
         steps["models_s"] = round(clock - began - steps["load_features_s"], 3)
-        monitoring_rows = stage_monitoring(ctx, outcomes) if ds.n_rows else {}
+        monitoring_steps: dict[str, float] = {}
+        monitoring_rows = stage_monitoring(ctx, outcomes, monitoring_steps) if ds.n_rows else {}
         steps["monitoring_s"] = round(time.perf_counter() - clock, 3)
+        steps.update({f"monitoring_{part}": seconds for part, seconds in monitoring_steps.items()})
         clock = time.perf_counter()
         if publish:
             published = build.publish()

@@ -17,6 +17,7 @@ import pandas as pd
 import psycopg
 import pytest
 import yaml
+from conftest import clone_database, drop_database
 
 from gridcredit import warehouse
 from gridcredit.ml.config import CONFIG_PATH, deep_merge, load_config
@@ -250,6 +251,55 @@ def test_reasons_and_monitoring_are_data(ml_db):
             ).fetchone()[0]
             > 0
         )
+
+
+def test_grade_bad_rates_equal_sql_over_mature_and_immature_months(ml_db, fast_cfg):
+    """The observed bad rate per grade, recomputed in SQL from the scores and the label mart, on a
+    copy rescored over all 27 months (the fixture's 12 scored months are all too recent for the
+    12-month label): a mature month counts the bads among its scored customers, a month whose label
+    window has not passed only its customers (the monitoring reads no label for it)."""
+    import copy
+
+    conn, _ = ml_db
+    clone = clone_database(conn)
+    try:
+        cfg = copy.deepcopy(fast_cfg)
+        cfg["discipline"]["backfill_months"] = 27
+        score_all(clone, cfg=cfg, models=["credit_score"], rescore=True)
+        with psycopg.connect(clone.url) as pg:
+            # The observed bad rates, recomputed in SQL from the scores and the label mart: a mature
+            # month counts the bads among its scored customers, a month whose label window has not
+            # passed only its customers (its labels are never read).
+            recomputed = pg.execute(
+                """
+                with scores as (
+                    select customer_id, as_of_month, 'model' as grade_type, model_grade as grade from ml.credit_scores
+                    union all
+                    select customer_id, as_of_month, 'final', final_grade from ml.credit_scores
+                ),
+                mature as (
+                    select (max(as_of_month) - interval '12 months')::date as until
+                    from marts_ml.fct_customer_month_features
+                )
+                select scores.as_of_month, scores.grade_type, scores.grade, count(*),
+                    case when scores.as_of_month <= mature.until
+                        then sum(case when labels.is_bad_within_12_months then 1 else 0 end) end
+                from scores
+                cross join mature
+                left join marts_ml.fct_customer_month_labels as labels
+                    on labels.customer_id = scores.customer_id and labels.as_of_month = scores.as_of_month
+                group by 1, 2, 3, mature.until
+                order by 1, 2, 3
+                """
+            ).fetchall()
+            stored = pg.execute(
+                "select as_of_month, grade_type, grade, customers, bads"
+                " from ml.monitoring_grade_bad_rate order by 1, 2, 3"
+            ).fetchall()
+            assert stored == recomputed
+            assert any(bads is None for *_, bads in stored) and any(bads for *_, bads in stored)
+    finally:
+        drop_database(clone)
 
 
 def test_rerun_with_the_same_inputs_rewrites_identical_rows(ml_db, fast_cfg):
