@@ -423,8 +423,14 @@ def run_command(
         raise _fail(str(error), 2) from error
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
+def main() -> None:
+    """The console entry point: a warehouse that cannot be reached or started is a one-line error
+    (exit 1), from every command, not a traceback."""
+    try:
+        app()
+    except warehouse.WarehouseError as error:
+        console.print(f"[bold red]error:[/] {error}", highlight=False)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

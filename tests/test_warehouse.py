@@ -191,6 +191,16 @@ def test_status_fails_when_nothing_listens(tmp_path):
     assert "NOT reachable" in result.stderr
 
 
+def test_unreachable_warehouse_is_a_one_line_error_from_any_command():
+    """Every command that needs the warehouse says why it cannot reach it, without a traceback."""
+    env = dict(os.environ, WAREHOUSE_URL=f"postgresql://nobody:x@127.0.0.1:{free_port()}/none")
+    for args in (["dbt", "debug"], ["privacy", "scan"], ["score"]):
+        result = subprocess.run([GRIDCREDIT, *args], env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1, (args, result.stderr[-2000:])
+        assert "error: cannot connect to WAREHOUSE_URL" in result.stderr, (args, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr, args
+
+
 @pytest.mark.pg15
 def test_debian_postgresql_15_serves_as_warehouse(pg15_warehouse):
     with psycopg.connect(pg15_warehouse.url) as pg:
