@@ -21,6 +21,7 @@ import psycopg
 import pytest
 import yaml
 from conftest import clone_database, drop_database
+from dateutil.relativedelta import relativedelta
 
 from gridcredit import dbt_child, settings, warehouse
 from gridcredit.cli import dbt_environment
@@ -344,7 +345,7 @@ def test_incremental_month_and_correction_equal_a_full_build(clone, pipeline_inc
     with psycopg.connect(clone.url) as pg:
         last_month = pg.execute(
             "select max(month_start_date) from intermediate.int_customer_months_spined").fetchone()[0]
-        paid_month = f"{last_month.year - (last_month.month == 1):04d}-{(last_month.month - 2) % 12 + 1:02d}"
+        paid_month = f"{last_month - relativedelta(months=1):%Y-%m}"
         customer_columns = [c for c, in pg.execute(
             "select column_name from information_schema.columns where table_schema = 'raw_billing'"
             " and table_name = 'customers' and column_name not like '\\_%' order by ordinal_position")]
@@ -374,7 +375,7 @@ def test_incremental_month_and_correction_equal_a_full_build(clone, pipeline_inc
     # A reversal re-allocates history (ADR 0014): the payment it reverses, months earlier, stops
     # paying its bills and later credits move up to them. The collections marts read that
     # allocation, so they rebuild from the reversed payment's month, not the reversal's (ADR 0107).
-    reversed_month = f"{last_month.year - (last_month.month <= 4):04d}-{(last_month.month - 5) % 12 + 1:02d}"
+    reversed_month = f"{last_month - relativedelta(months=4):%Y-%m}"
     segments = ["marts_collections.fct_collection_segment_months"]
     before_reversal = f"month_start_date < '{last_month}'"
     segments_before = table_checksums(clone, segments, before_reversal)

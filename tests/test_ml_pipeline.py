@@ -267,9 +267,6 @@ def test_grade_bad_rates_equal_sql_over_mature_and_immature_months(ml_db, fast_c
         cfg["discipline"]["backfill_months"] = 27
         score_all(clone, cfg=cfg, models=["credit_score"], rescore=True)
         with psycopg.connect(clone.url) as pg:
-            # The observed bad rates, recomputed in SQL from the scores and the label mart: a mature
-            # month counts the bads among its scored customers, a month whose label window has not
-            # passed only its customers (its labels are never read).
             recomputed = pg.execute(
                 """
                 with scores as (

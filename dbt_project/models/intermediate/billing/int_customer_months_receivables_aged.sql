@@ -22,9 +22,9 @@
 ] %}
 {%- set running_measures = ['credited_amount'] + measures | map(attribute=1) | list %}
 {#- An entry belongs to a rebuilt month when its month is rebuilt or its customer's first month is
-    (earlier entries count in the first month). The same as the filter on greatest(entry month,
-    first month) in monthly_entries, but applied on each scan before the join and the sums (at 100k
-    one month's rebuild put 33 M entry rows through that join for about 1 M it kept). -#}
+    (earlier entries count in the first month): greatest(entry month, first month) is a rebuilt
+    month. Filtered on each scan, before the join and the sums (at 100k a filter on the greatest,
+    after the join, put 33 M entry rows through it for about 1 M it kept). -#}
 {%- set customers_starting_in_rebuilt_months -%}
 select first_months.customer_id from first_months
 where {{ gridcredit.reprocess_filter('first_months.first_month', reprocess_from) }}
@@ -151,7 +151,6 @@ monthly_entries as (
     from entries
     inner join first_months
         on entries.customer_id = first_months.customer_id
-    where {{ gridcredit.reprocess_filter('greatest(entries.entry_month, first_months.first_month)', reprocess_from) }}
     group by entries.customer_id, greatest(entries.entry_month, first_months.first_month)
 
 ),
