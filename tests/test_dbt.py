@@ -33,10 +33,14 @@ CONTRACT = settings.PROJECT_ROOT / "ingestion" / "contract.yaml"
 
 # The models the incremental and leakage tests rebuild: the customer-month chain up to the features.
 FEATURE_LINEAGE = "+fct_customer_month_features"
-# The month-incremental models: the feature lineage and the collections by segment (ADR 0103).
-INCREMENTAL_LINEAGE = f"{FEATURE_LINEAGE} +fct_collection_segment_months"
+# The month-incremental models: the feature lineage, the collections by segment (ADR 0103) and the
+# labels (ADR 0108).
+INCREMENTAL_LINEAGE = f"{FEATURE_LINEAGE} +fct_collection_segment_months +fct_customer_month_labels"
 INCREMENTAL_MARTS = [
     "marts_core.fct_customer_months",
+    "marts_ml.fct_customer_month_labels",
+    "intermediate.int_bills_sequenced",
+    "intermediate.int_allocations_aggregated_to_customer_months",
     "marts_core.fct_customer_month_indicators",
     "marts_ml.fct_customer_month_features",
     "marts_collections.fct_collection_segment_months",
@@ -215,7 +219,8 @@ def test_month_rebuilt_models_are_indexed_by_customer_and_month(built_warehouse)
     with psycopg.connect(built_warehouse.url) as pg:
         for table in month_rebuilt:
             schema, name = table.split(".")
-            month = "as_of_month" if name == "fct_customer_month_features" else "month_start_date"
+            month = {"fct_customer_month_features": "as_of_month", "fct_customer_month_labels": "as_of_month",
+                     "int_bills_sequenced": "due_month"}.get(name, "month_start_date")
             definitions = [
                 row[0]
                 for row in pg.execute(
@@ -394,8 +399,20 @@ def test_incremental_month_and_correction_equal_a_full_build(clone, pipeline_inc
         pg.commit()
     out = run_dbt(clone, tmp_path, "run", "--select", INCREMENTAL_LINEAGE)
     assert f"fct_collection_segment_months: reprocessing months from {reversed_month}-01" in out
+    assert f"int_allocations_aggregated_to_customer_months: reprocessing months from {reversed_month}-01" in out
     assert f"fct_customer_months: reprocessing months from {last_month:%Y-%m-%d}" in out
     assert table_checksums(clone, segments, before_reversal) != segments_before, "no earlier month re-allocated"
+    # ... and those months carry the reversal's load: the build area's catch-up copies a month from the
+    # published table only when its source_load_id is newer (ADR 0108)
+    with psycopg.connect(clone.url) as pg:
+        reversal_load = pg.execute(
+            "select load_id from staging.stg_billing__payments where payment_id = %s", [reversal["payment_id"]]
+        ).fetchone()[0]
+        stamps = pg.execute(
+            "select month_start_date, min(source_load_id), max(source_load_id)"
+            " from marts_collections.fct_collection_segment_months where month_start_date >= %s group by 1",
+            [f"{reversed_month}-01"]).fetchall()
+    assert len(stamps) == 5 and all(low == high == reversal_load for _, low, high in stamps), stamps
     reversed_state = table_checksums(clone, INCREMENTAL_MARTS)
     run_dbt(clone, tmp_path, "run", "--select", INCREMENTAL_LINEAGE, "--full-refresh")
     assert table_checksums(clone, INCREMENTAL_MARTS) == reversed_state
@@ -430,6 +447,10 @@ def test_incremental_month_and_correction_equal_a_full_build(clone, pipeline_inc
         pg.commit()
     out = run_dbt(clone, tmp_path, "run", "--select", INCREMENTAL_LINEAGE)
     assert f"reprocessing months from {month}-01" in out
+    # the bills carry their running totals from the earlier due months, the labels rebuild the
+    # as-of months whose windows reach the correction (ADR 0108)
+    assert f"int_bills_sequenced: reprocessing months from {month}-01" in out
+    assert f"fct_customer_month_labels: reprocessing months from {month}-01" in out
     assert f"between cast('{reading['reading_date']}' as date)" in last_run_sql(tmp_path, "stg_metering__readings")
     with psycopg.connect(clone.url) as pg:
         staged = pg.execute("select consumption_kwh from staging.stg_metering__readings"

@@ -1,8 +1,20 @@
 -- Payment allocations (as the books stand today) summed per customer per month, for the recovery
 -- rates: what was collected in the month against the month's own bills and against all open
--- bills, and what was still open at the start of the month. One row per customer per month of
--- the spine. Not leak-free by design (a later reversal re-allocates history): collections
--- reporting only, never ML features.
+-- bills, and what was still open at the start and at the end of the month. One row per customer per
+-- month of the spine. Not leak-free by design (a later reversal re-allocates history): collections
+-- reporting only, never ML features. Amounts dated before a customer's first row count in that row.
+--
+-- Incremental by month (docs/decisions/0108), as its reader fct_collection_segment_months: a load
+-- touching months from m on changes the allocations made from m on (a credit meets a bill at the
+-- later of their dates, and bills and credits keep their order), and a reversal changes them from the
+-- reversed payment's month on (ADR 0107). The opening receivable of the rebuilt months starts from
+-- this model's closing receivable of the month before.
+{%- set reprocess_from = gridcredit.incremental_by_month(reached_back_by=ref('int_payment_reversals_reaching_back')) %}
+{%- set carries = reprocess_from not in ('all', 'none') %}
+{%- set customers_starting_in_rebuilt_months -%}
+select first_months.customer_id from first_months
+where {{ gridcredit.reprocess_filter('first_months.first_month', reprocess_from) }}
+{%- endset %}
 with
 
 spine as (
@@ -33,6 +45,19 @@ first_months as (
 
 ),
 
+{% if carries -%}
+-- the receivable still open at the end of the month before the first rebuilt month
+carried as (
+
+    select
+        previous.customer_id,
+        previous.closing_receivable_amount
+    from {{ this }} as previous
+    where previous.month_start_date = {{ gridcredit.add_months("cast('" ~ reprocess_from ~ "' as date)", -1) }}
+
+),
+{%- endif %}
+
 entries as (
 
     select
@@ -51,7 +76,12 @@ entries as (
         allocations.allocated_amount as settled_amount,
         0 as receivable_billed_amount
     from allocations
-    where allocations.bill_id is not null
+    where
+        allocations.bill_id is not null
+        and {{ gridcredit.reprocess_filter_or_customers(
+            gridcredit.month_start('allocations.allocated_at'), reprocess_from,
+            'allocations.customer_id', customers_starting_in_rebuilt_months
+        ) }}
 
     union all
 
@@ -63,6 +93,9 @@ entries as (
         0 as settled_amount,
         bills.bill_amount as receivable_billed_amount
     from bills
+    where {{ gridcredit.reprocess_filter_or_customers(
+        'bills.billed_month', reprocess_from, 'bills.customer_id', customers_starting_in_rebuilt_months
+    ) }}
 
 ),
 
@@ -90,25 +123,46 @@ cumulated as (
         coalesce(monthly.receivable_billed_amount, 0) as receivable_billed_amount,
         coalesce(monthly.collected_against_month_bills_amount, 0) as collected_against_month_bills_amount,
         coalesce(monthly.collected_against_bills_amount, 0) as collected_against_bills_amount,
-        coalesce(
+        {%- if carries %}
+        coalesce(carried.closing_receivable_amount, 0)
+        {%- else %}
+        0
+        {%- endif %}
+        + coalesce(
             sum(monthly.receivable_billed_amount - monthly.settled_amount) over (
                 partition by spine.customer_id
                 order by spine.month_start_date
                 rows between unbounded preceding and 1 preceding
             ),
             0
-        ) as opening_receivable_amount
+        ) as opening_receivable_amount,
+        coalesce(monthly.receivable_billed_amount, 0) - coalesce(monthly.settled_amount, 0) as month_change_amount,
+        spine.source_load_id
     from spine
     left join monthly
         on
             spine.customer_id = monthly.customer_id
             and spine.month_start_date = monthly.month_start_date
+    {%- if carries %}
+    left join carried
+        on spine.customer_id = carried.customer_id
+    {%- endif %}
+    where {{ gridcredit.reprocess_filter('spine.month_start_date', reprocess_from) }}
 
 ),
 
 final as (
 
-    select * from cumulated
+    select
+        cumulated.customer_id,
+        cumulated.month_start_date,
+        cumulated.receivable_billed_amount,
+        cumulated.collected_against_month_bills_amount,
+        cumulated.collected_against_bills_amount,
+        cumulated.opening_receivable_amount,
+        cumulated.opening_receivable_amount + cumulated.month_change_amount as closing_receivable_amount,
+        cumulated.source_load_id
+    from cumulated
 
 )
 

@@ -3,6 +3,27 @@
 -- date covered the bill (paid on time, as known at the due date), and the month from which the
 -- bill counts in each arrears measure (issued; overdue; more than 30, 60, 90 days overdue).
 -- Leak-free: everything here is known at the end of the month it is attributed to.
+--
+-- Incremental by due month (docs/decisions/0108): a load touching months from m on delivers bills
+-- issued from m on, and so (normally) due from m on, and credits dated from m on. Every bill due
+-- before m keeps its row and precedes every bill due from m on in the allocation order; the rebuilt
+-- bills carry the customer's amounts billed due before m and credited before m into their running
+-- totals. A bill issued from m on but due before m moves the rebuild back to its due month.
+{%- set reprocess_from = gridcredit.incremental_by_month(unique_key='due_month') %}
+{%- set rebuilding_part = reprocess_from not in ('all', 'none') %}
+{%- if rebuilding_part %}
+    {%- set due_earlier_query %}
+        select {{ dbt.cast('min(' ~ gridcredit.month_start('bills.due_date') ~ ')', dbt.type_string()) }}
+        from {{ ref('stg_billing__bills') }} as bills
+        where bills.issue_date >= cast('{{ reprocess_from }}' as date) and bills.due_date < cast('{{ reprocess_from }}' as date)
+    {%- endset %}
+    {%- set due_earlier = run_query(due_earlier_query).columns[0].values()[0] %}
+    {%- if due_earlier %}
+        {%- do log(this.identifier ~ ": a bill issued from " ~ reprocess_from ~ " is due earlier: reprocessing from "
+            ~ due_earlier, info=true) %}
+        {%- set reprocess_from = due_earlier %}
+    {%- endif %}
+{%- endif %}
 with
 
 bills as (
@@ -23,22 +44,79 @@ policy as (
 
 ),
 
+ledger as (
+
+    select * from {{ ref('int_load_ledger_months') }}
+
+),
+
+ledger_horizon as (
+
+    select
+        min(ledger.month_start_date) as first_month,
+        max(ledger.month_start_date) as last_month
+    from ledger
+
+),
+
+receivable_bills as (
+
+    select bills.*
+    from bills
+    where bills.bill_status <> 'cancelled' and bills.bill_amount > 0
+
+),
+
+{% if rebuilding_part -%}
+-- what each customer had billed (due before the rebuilt months) and credited (dated before them)
+carried as (
+
+    select
+        coalesce(billed.customer_id, credited.customer_id) as customer_id,
+        coalesce(billed.billed_amount, 0) as billed_amount,
+        coalesce(credited.credited_amount, 0) as credited_amount
+    from (
+        select
+            receivable_bills.customer_id,
+            sum(receivable_bills.bill_amount) as billed_amount
+        from receivable_bills
+        where not ({{ gridcredit.reprocess_filter('receivable_bills.due_date', reprocess_from) }})
+        group by receivable_bills.customer_id
+    ) as billed
+    full outer join (
+        select
+            credits.customer_id,
+            sum(credits.credit_amount) as credited_amount
+        from credits
+        where not ({{ gridcredit.reprocess_filter('credits.credit_date', reprocess_from) }})
+        group by credits.customer_id
+    ) as credited
+        on billed.customer_id = credited.customer_id
+
+),
+{%- endif %}
+
 receivables as (
 
     select
-        bills.customer_id,
-        bills.bill_id,
-        bills.issue_date,
-        bills.due_date,
-        bills.bill_amount,
-        bills.bill_status,
-        sum(bills.bill_amount) over (
-            partition by bills.customer_id
-            order by bills.due_date, bills.issue_date, bills.bill_id
+        receivable_bills.customer_id,
+        receivable_bills.bill_id,
+        receivable_bills.issue_date,
+        receivable_bills.due_date,
+        receivable_bills.bill_amount,
+        receivable_bills.bill_status,
+        {{ 'coalesce(carried.billed_amount, 0) + ' if rebuilding_part }}sum(receivable_bills.bill_amount) over (
+            partition by receivable_bills.customer_id
+            order by receivable_bills.due_date, receivable_bills.issue_date, receivable_bills.bill_id
             rows between unbounded preceding and current row
-        ) as billed_through_amount
-    from bills
-    where bills.bill_status <> 'cancelled' and bills.bill_amount > 0
+        ) as billed_through_amount,
+        {{ 'coalesce(carried.credited_amount, 0)' if rebuilding_part else '0' }} as credited_before_rebuilt_months_amount
+    from receivable_bills
+    {%- if rebuilding_part %}
+    left join carried
+        on receivable_bills.customer_id = carried.customer_id
+    {%- endif %}
+    where {{ gridcredit.reprocess_filter('receivable_bills.due_date', reprocess_from) }}
 
 ),
 
@@ -53,6 +131,7 @@ timeline as (
         cast(null as {{ dbt.type_string() }}) as bill_id,
         credits.credit_amount
     from credits
+    where {{ gridcredit.reprocess_filter('credits.credit_date', reprocess_from) }}
 
     union all
 
@@ -90,8 +169,10 @@ final as (
         receivables.bill_status,
         receivables.billed_through_amount - receivables.bill_amount as billed_before_amount,
         receivables.billed_through_amount,
-        credited_by_due_date.credited_by_due_date_amount,
-        credited_by_due_date.credited_by_due_date_amount + policy.arrears_tolerance_amount
+        receivables.credited_before_rebuilt_months_amount + credited_by_due_date.credited_by_due_date_amount
+            as credited_by_due_date_amount,
+        receivables.credited_before_rebuilt_months_amount + credited_by_due_date.credited_by_due_date_amount
+        + policy.arrears_tolerance_amount
         >= receivables.billed_through_amount as is_paid_by_due_date,
         {%- for days in [0, 30, 60, 90] %}
         greatest(
@@ -100,11 +181,20 @@ final as (
         ) as overdue_over_{{ days }}_days_month,
         {%- endfor %}
         {{ gridcredit.month_start('receivables.issue_date') }} as billed_month,
-        {{ gridcredit.month_start('receivables.due_date') }} as due_month
+        {{ gridcredit.month_start('receivables.due_date') }} as due_month,
+        -- the newest load that can change the bill's row: one touching its due month or earlier
+        ledger.source_load_id
     from receivables
     inner join credited_by_due_date
         on receivables.bill_id = credited_by_due_date.bill_id
     cross join policy
+    cross join ledger_horizon
+    inner join ledger
+        on
+            ledger.month_start_date = greatest(
+                least({{ gridcredit.month_start('receivables.due_date') }}, ledger_horizon.last_month),
+                ledger_horizon.first_month
+            )
 
 )
 

@@ -5,7 +5,8 @@
 -- month end. Incremental by month (ADR 0103): a month's rows read that month's customer-months and,
 -- for the 3-month billed amount of DSO, the two before, so a rebuild reads two months more. The
 -- recovery columns come from the payment allocation, which a reversal changes from the reversed
--- payment's month on: a new reversal rebuilds from that month (ADR 0107).
+-- payment's month on: a new reversal rebuilds from that month (ADR 0107), and the rebuilt months
+-- carry its load in source_load_id (ADR 0108).
 {%- set reprocess_from = gridcredit.incremental_by_month(
     customer_keyed=false, reached_back_by=ref('int_payment_reversals_reaching_back')
 ) %}
@@ -117,6 +118,33 @@ aggregated as (
 
 ),
 
+-- For each month, the newest reversal reaching back to it or to an earlier month: it can change the
+-- month's recovery columns, so the month's rows carry it in source_load_id. The build area's
+-- catch-up copies a month from the published table only when its source_load_id is newer
+-- (gridcredit/publish.py), so a month a reversal rebuilt must say so.
+reversals_reaching_back as (
+
+    select
+        reached.month_start_date,
+        max(reached.source_load_id) as source_load_id
+    from {{ ref('int_payment_reversals_reaching_back') }} as reached
+    group by reached.month_start_date
+
+),
+
+reached_months as (
+
+    select
+        months.month_start_date,
+        max(reversals_reaching_back.source_load_id) as source_load_id
+    from {{ ref('int_load_ledger_months') }} as months
+    inner join reversals_reaching_back
+        on months.month_start_date >= reversals_reaching_back.month_start_date
+    where {{ gridcredit.reprocess_filter('months.month_start_date', reprocess_from) }}
+    group by months.month_start_date
+
+),
+
 final as (
 
     select
@@ -160,8 +188,13 @@ final as (
             ) }}
             as numeric(18, 2)
         ) as days_sales_outstanding,
-        aggregated.source_load_id
+        case
+            when reached_months.source_load_id > aggregated.source_load_id then reached_months.source_load_id
+            else aggregated.source_load_id
+        end as source_load_id
     from aggregated
+    left join reached_months
+        on aggregated.month_start_date = reached_months.month_start_date
 
 )
 

@@ -2,24 +2,59 @@
 -- from the features on purpose). Horizons come from reference.config_label_horizons; a label is
 -- null when its window runs past the data horizon and nothing decided it in the observed part.
 -- Indexed by month: the ML step reads the labels one as-of month at a time (ADR 0097).
-{{ config(indexes=[{'columns': ['as_of_month']}]) }}
+--
+-- Incremental by as-of month (docs/decisions/0108): a load touching months from m on changes the
+-- labels of the as-of months whose windows reach m, those from m minus the longest horizon on (and
+-- the data horizon moves, which decides the labels whose windows run past it: the same months). No
+-- `meta.rebuilt_by_month`: those months start before the ledger's, so the pipeline's scoped tests
+-- (ADR 0021) would skip some of them; this model's tests read every row.
+{{ config(
+    materialized='incremental',
+    unique_key='as_of_month',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    indexes=[{'columns': ['as_of_month']}, {'columns': ['customer_id', 'as_of_month']}],
+) }}
+{%- set reprocess_from = gridcredit.reprocess_from_month(ref('int_load_ledger_months')) %}
+{%- set months_read = gridcredit.reprocess_filter('customer_months.month_start_date', reprocess_from)
+    if reprocess_from in ('all', 'none')
+    else 'customer_months.month_start_date >= ' ~ gridcredit.add_months(
+        "cast('" ~ reprocess_from ~ "' as date)", '-rebuilt_window.lookback_months'
+    ) %}
 with
 
+horizons as (
+
+    select * from {{ ref('config_label_horizons') }}
+
+),
+
+rebuilt_window as (
+
+    select max(horizons.horizon_months) as lookback_months
+    from horizons
+
+),
+
+-- the rebuilt as-of months and the months their windows read
 customer_months as (
 
-    select * from {{ ref('fct_customer_months') }}
+    select customer_months.*
+    from {{ ref('fct_customer_months') }} as customer_months
+    cross join rebuilt_window
+    where {{ months_read }}
+
+),
+
+ledger as (
+
+    select * from {{ ref('int_load_ledger_months') }}
 
 ),
 
 bills as (
 
-    select * from {{ ref('fct_bills') }}
-
-),
-
-horizons as (
-
-    select * from {{ ref('config_label_horizons') }}
+    select * from {{ ref('stg_billing__bills') }}
 
 ),
 
@@ -49,7 +84,9 @@ write_offs as (
         {{ gridcredit.month_start('bills.due_date') }} as month_start_date,
         count(*) as written_off_bill_count
     from bills
-    where bills.payment_status = 'written_off'
+    -- written off by the billing system, whatever was paid later: a later payment must not change an
+    -- earlier label (and the labels are rebuilt only as far back as their windows reach, ADR 0108)
+    where bills.bill_status = 'written_off' and bills.bill_amount > 0
     group by bills.customer_id, {{ gridcredit.month_start('bills.due_date') }}
 
 ),
@@ -110,9 +147,18 @@ final as (
             else false
         end as has_confirmed_theft_within_horizon,
         settings.bad_horizon_months,
-        settings.theft_horizon_months
+        settings.theft_horizon_months,
+        -- the newest load that can change the row: one touching the end of its longest window or earlier
+        window_ledger.source_load_id
     from monthly as as_of
     cross join settings
+    cross join rebuilt_window
+    inner join ledger as window_ledger
+        on
+            window_ledger.month_start_date = least(
+                {{ gridcredit.add_months('as_of.month_start_date', 'rebuilt_window.lookback_months') }},
+                as_of.horizon_month
+            )
     inner join monthly as bad_window_end
         on
             as_of.customer_id = bad_window_end.customer_id

@@ -1,5 +1,5 @@
 -- Assert that the feature mart holds no label column: every column of fct_customer_month_labels
--- other than the keys is absent from fct_customer_month_features (labels are kept apart).
+-- other than the keys and the lineage is absent from fct_customer_month_features (labels are kept apart).
 {%- set features = ref('fct_customer_month_features') %}
 {%- set labels = ref('fct_customer_month_labels') %}
 
@@ -22,7 +22,7 @@ label_columns as (
     where
         label_columns.table_schema = '{{ labels.schema }}'
         and label_columns.table_name = '{{ labels.identifier }}'
-        and label_columns.column_name not in ('customer_month_id', 'customer_id', 'as_of_month')
+        and label_columns.column_name not in ('customer_month_id', 'customer_id', 'as_of_month', 'source_load_id')
 
 )
 
