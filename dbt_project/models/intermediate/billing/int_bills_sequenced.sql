@@ -72,26 +72,27 @@ receivable_bills as (
 carried as (
 
     select
-        coalesce(billed.customer_id, credited.customer_id) as customer_id,
-        coalesce(billed.billed_amount, 0) as billed_amount,
-        coalesce(credited.credited_amount, 0) as credited_amount
+        carried_amounts.customer_id,
+        sum(carried_amounts.billed_amount) as billed_amount,
+        sum(carried_amounts.credited_amount) as credited_amount
     from (
         select
             receivable_bills.customer_id,
-            sum(receivable_bills.bill_amount) as billed_amount
+            receivable_bills.bill_amount as billed_amount,
+            0 as credited_amount
         from receivable_bills
         where not ({{ gridcredit.reprocess_filter('receivable_bills.due_date', reprocess_from) }})
-        group by receivable_bills.customer_id
-    ) as billed
-    full outer join (
+
+        union all
+
         select
             credits.customer_id,
-            sum(credits.credit_amount) as credited_amount
+            0 as billed_amount,
+            credits.credit_amount as credited_amount
         from credits
         where not ({{ gridcredit.reprocess_filter('credits.credit_date', reprocess_from) }})
-        group by credits.customer_id
-    ) as credited
-        on billed.customer_id = credited.customer_id
+    ) as carried_amounts
+    group by carried_amounts.customer_id
 
 ),
 {%- endif %}
@@ -129,7 +130,8 @@ timeline as (
         credits.credit_date as event_date,
         0 as event_order,
         cast(null as {{ dbt.type_string() }}) as bill_id,
-        credits.credit_amount
+        credits.credit_amount,
+        0 as credited_before_amount
     from credits
     where {{ gridcredit.reprocess_filter('credits.credit_date', reprocess_from) }}
 
@@ -140,7 +142,8 @@ timeline as (
         receivables.due_date as event_date,
         1 as event_order,
         receivables.bill_id,
-        0 as credit_amount
+        0 as credit_amount,
+        receivables.credited_before_rebuilt_months_amount as credited_before_amount
     from receivables
 
 ),
@@ -149,7 +152,7 @@ credited_by_due_date as (
 
     select
         timeline.bill_id,
-        sum(timeline.credit_amount) over (
+        timeline.credited_before_amount + sum(timeline.credit_amount) over (
             partition by timeline.customer_id
             order by timeline.event_date, timeline.event_order, timeline.bill_id
             rows between unbounded preceding and current row
@@ -169,10 +172,8 @@ final as (
         receivables.bill_status,
         receivables.billed_through_amount - receivables.bill_amount as billed_before_amount,
         receivables.billed_through_amount,
-        receivables.credited_before_rebuilt_months_amount + credited_by_due_date.credited_by_due_date_amount
-            as credited_by_due_date_amount,
-        receivables.credited_before_rebuilt_months_amount + credited_by_due_date.credited_by_due_date_amount
-        + policy.arrears_tolerance_amount
+        credited_by_due_date.credited_by_due_date_amount,
+        credited_by_due_date.credited_by_due_date_amount + policy.arrears_tolerance_amount
         >= receivables.billed_through_amount as is_paid_by_due_date,
         {%- for days in [0, 30, 60, 90] %}
         greatest(

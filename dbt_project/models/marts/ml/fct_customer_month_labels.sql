@@ -1,7 +1,8 @@
 -- ML labels: one row per customer per as-of month, looking forward from the month end (kept apart
 -- from the features on purpose). Horizons come from reference.config_label_horizons; a label is
 -- null when its window runs past the data horizon and nothing decided it in the observed part.
--- Indexed by month: the ML step reads the labels one as-of month at a time (ADR 0097).
+-- Indexed by month: the ML step reads the labels one as-of month at a time (ADR 0097); by
+-- source_load_id: reprocess_from_month() reads its newest value (ADR 0109).
 --
 -- Incremental by as-of month (docs/decisions/0108): a load touching months from m on changes the
 -- labels of the as-of months whose windows reach m, those from m minus the longest horizon on (and
@@ -13,7 +14,9 @@
     unique_key='as_of_month',
     incremental_strategy='delete+insert',
     on_schema_change='fail',
-    indexes=[{'columns': ['as_of_month']}, {'columns': ['customer_id', 'as_of_month']}],
+    indexes=[
+        {'columns': ['as_of_month']}, {'columns': ['customer_id', 'as_of_month']}, {'columns': ['source_load_id']},
+    ],
 ) }}
 {%- set reprocess_from = gridcredit.reprocess_from_month(ref('int_load_ledger_months')) %}
 {%- set months_read = gridcredit.reprocess_filter('customer_months.month_start_date', reprocess_from)
