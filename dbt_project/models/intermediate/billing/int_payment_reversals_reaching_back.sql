@@ -5,6 +5,8 @@
 -- the load itself only touches the reversal's own month in the load ledger.
 -- A small table kept up to date from the newest staged loads (docs/decisions/0109): as a view, each
 -- of its three readers in a month joined every staged payment (2.5 s each at 100k, warm).
+-- A reversal delivered before the payment it reverses gets no row here until a full build, and
+-- needs none: the payment's own load, when it comes, touches the payment's month in the load ledger.
 {{
     config(
         materialized='incremental',
