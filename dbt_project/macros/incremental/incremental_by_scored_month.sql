@@ -18,9 +18,9 @@
         newest `scored_at` in the score tables differs from the model's own has new scores. Compared
         month by month, not by the newest value of the table: the build area's catch-up (ADR 0094)
         copies only months with a newer load.
-    Indexed by `source_load_id` when it follows loads: reprocess_from_month() reads its newest
-    value, which without the index read the whole table (31.6 s for fct_credit_decisions in one
-    steady-state month at 100k: docs/decisions/0109).
+    Each such model that follows loads lists an index on `source_load_id` in its yml `indexes`, whose
+    newest value reprocess_from_month() reads (docs/decisions/0109); not here, because a config()
+    here would replace the indexes the yml lists for the dashboards.
     No meta.rebuilt_by_month: the pipeline's scoped tests (ADR 0021) follow loads, and a rescored
     month has no new load, so this model's tests always read every row.
 
@@ -35,13 +35,11 @@
 {% macro incremental_by_scored_month(
     score_relations, unique_key='as_of_month', follows_loads=true, score_month_column='as_of_month', revisions=none
 ) -%}
-    {%- set indexes = [{'columns': ['source_load_id']}] if follows_loads else [] -%}
     {{- config(
         materialized='incremental',
         unique_key=unique_key,
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        indexes=indexes,
     ) -}}
     {%- set month_ledger = ref('int_load_ledger_months') if follows_loads else none -%}
     {{- return(gridcredit.reprocess_from_scored_month(
