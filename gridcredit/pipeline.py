@@ -178,7 +178,8 @@ DBT_BEFORE_SCORING = [["build", "--selector", "before_scoring", *BUILD_AREA_VARS
 DBT_AFTER_SCORING = [["build", "--selector", "after_scoring", *BUILD_AREA_VARS]]
 # Engine spark (docs/SPARK.md): built in place, no build area (write-audit-publish is PostgreSQL-only).
 DBT_ON_SPARK = [["seed"], ["build", "--selector", "before_scoring", "--exclude", "resource_type:seed"]]
-# Set by the pipeline for its before-scoring build only (ADR 0021; macros/tests/get_where_subquery.sql).
+# Set by the pipeline for both its builds when the last two published runs ran this code (ADR 0021,
+# 0103, 0110; macros/tests/get_where_subquery.sql).
 TESTS_SCOPE_ENV = "GRIDCREDIT_TESTS_CHANGED_AFTER_LOAD_ID"
 # A dbt node finished ("12 of 340 OK created sql table model ...", "... PASS not_null_...").
 DBT_NODE_DONE = re.compile(r"\b\d+ of \d+ (OK|PASS|WARN|ERROR|FAIL|SKIP)\b")
@@ -204,7 +205,8 @@ def run_dbt_streamed(
 
     ``counter`` ([nodes finished so far in this stage]) numbers the fault points ``<stage>:<n>``.
     ``tests_changed_after_load_id``: row-level tests of month-rebuilt models read only the months
-    changed after that load (ADR 0021); None: every test reads whole tables.
+    changed after that load (ADR 0021), those of scored-month models the months rebuilt since the
+    last publication (ADR 0110); None: every test reads whole tables.
     """
     counter = counter if counter is not None else [0]
     from gridcredit.cli import dbt_environment
@@ -722,7 +724,9 @@ def run_pipeline(
         stages.append(
             (
                 "dbt_after_scoring",
-                lambda: _stage_dbt(conn, console, DBT_AFTER_SCORING, "dbt_after_scoring", refresh=build["refresh"]),
+                lambda: _stage_dbt(
+                    conn, console, DBT_AFTER_SCORING, "dbt_after_scoring", build["tests_after"], build["refresh"]
+                ),
             )
         )
         stages.append(("publish", lambda: _stage_publish(conn, console, ledger.run_id)))
@@ -750,8 +754,9 @@ def run_pipeline(
             if build["tests_after"] is not None:
                 console.print(
                     f"row-level tests read what changed after load {build['tests_after']}: the months rebuilt"
-                    " since, and the rows of later loads in raw and staging tables (the last two published"
-                    " runs ran this code and tested the rest; ADR 0021, 0103)"
+                    " since, the rows of later loads in raw and staging tables, and the scored months rebuilt"
+                    " since the last publication (the last two published runs ran this code and tested the"
+                    " rest; ADR 0021, 0103, 0110)"
                 )
             if resume:
                 resumed_from, skip = resumable_stages(conn, ledger.run_id, token)

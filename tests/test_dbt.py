@@ -81,21 +81,24 @@ SCORE_TABLES = ("credit_scores", "arrears_warnings", "theft_suspicion", "consump
 PARSED_TARGETS: dict[str, Path] = {}
 
 
-def run_dbt(conn: warehouse.Connection, tmp_path: Path, *args: str, timeout: int = 1800) -> str:
+def run_dbt(
+    conn: warehouse.Connection, tmp_path: Path, *args: str, timeout: int = 1800,
+    env_extra: dict[str, str] | None = None, check: bool = True,
+) -> str:
     """Run dbt (as `gridcredit` does, gridcredit/dbt_child.py) against `conn` with private target/log
-    folders; fail the test with dbt's output."""
+    folders; fail the test with dbt's output (unless `check` is off: failing dbt tests expected)."""
     target = tmp_path / f"dbt-target-{len(list(tmp_path.glob('dbt-target-*')))}"
     parsed = PARSED_TARGETS.get(conn.dbname, Path("/nonexistent")) / "partial_parse.msgpack"
     if parsed.exists():
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy2(parsed, target)
-    env = dbt_environment(conn)
+    env = {**dbt_environment(conn), **(env_extra or {})}
     result = subprocess.run(
         [*dbt_child.command(), *args, "--target-path", str(target), "--log-path", str(target / "logs")],
         cwd=PROJECT, env=env, capture_output=True, text=True, timeout=timeout,
     )
     PARSED_TARGETS[conn.dbname] = target
-    if result.returncode != 0:
+    if result.returncode != 0 and check:
         pytest.fail(f"dbt {' '.join(args)} failed ({result.returncode}):\n"
                     f"{result.stdout[-8000:]}\n{result.stderr[-3000:]}")
     return result.stdout
@@ -604,6 +607,63 @@ def test_changed_month_tests_read_only_rebuilt_months_and_still_fail(clone, tmp_
     scoped = failing_tests(clone, tmp_path, chosen, changed_after_load=newest)
     assert scoped == {name for name, where in chosen.items() if where != "untouched month"}
     assert failing_tests(clone, tmp_path, chosen) == set(chosen)
+
+
+def publish(pg: psycopg.Connection) -> None:
+    """Record a publication, as gridcredit/publish.py does at the end of a run that passed its tests."""
+    pg.execute("insert into ops.publications (schemas, ml_rows_inserted) values ('{}', '{}')")
+
+
+def test_scored_month_tests_read_the_months_rebuilt_since_the_last_publication(clone, tmp_path):
+    """ADR 0110: with the pipeline's scope set, the row-level tests of a model incremental by scored
+    month read the months that any build since the last publication rebuilt: a month rebuilt by a
+    build that did not publish (a failed run) stays in the scope of the next build, which rebuilds
+    nothing; a publication ends it; `unique` on one column reads the whole table; without the scope
+    every test reads every row."""
+    model = "marts_decisions.fct_credit_decisions"
+    with psycopg.connect(clone.url, autocommit=True) as pg:
+        first, last = pg.execute(f"select min(month_start_date), max(month_start_date) from {model}").fetchone()
+
+        publish(pg)  # everything built so far was tested
+        pg.execute(f"delete from {model} where month_start_date = %s", [last])
+    # A build that rebuilds the last month and publishes nothing (as in a run that failed after it).
+    run_dbt(clone, tmp_path, "run", "--select", "fct_credit_decisions")
+    with psycopg.connect(clone.url, autocommit=True) as pg:
+        rebuilt = pg.execute(
+            "select rebuilt_from from intermediate.scored_month_rebuilds"
+            " where model_unique_id = 'model.gridcredit.fct_credit_decisions' order by recorded_at desc limit 1"
+        ).fetchone()
+        assert rebuilt == (f"{last:%Y-%m-%d}",)
+        # Untouched month: a negative arrears amount and a duplicate row. Rebuilt month: a negative deposit.
+        pg.execute(f"update {model} set arrears_amount = -1 where credit_decision_id ="
+                   f" (select min(credit_decision_id) from {model} where month_start_date = %s)", [first])
+        pg.execute(f"insert into {model} select * from {model}"
+                   " where month_start_date = %s order by credit_decision_id limit 1 offset 1", [first])
+        pg.execute(f"update {model} set deposit_amount = -1 where credit_decision_id ="
+                   f" (select min(credit_decision_id) from {model} where month_start_date = %s)", [last])
+    chosen = {
+        "gridcredit_sign_rule_fct_credit_decisions_arrears_amount__non_negative": "untouched month",
+        "gridcredit_accepted_range_fct_credit_decisions_deposit_amount__0": "rebuilt month",
+        "unique_fct_credit_decisions_credit_decision_id": "whole table",
+        "gridcredit_unique_combination_of_columns_fct_credit_decisions_customer_id__month_start_date":
+            "untouched month",
+    }
+
+    def failing(scoped: bool) -> set[str]:
+        # The model and its tests in one invocation, as in the pipeline; the model rebuilds no month.
+        run_dbt(clone, tmp_path, "build", "--select", "fct_credit_decisions", check=False,
+                env_extra={"GRIDCREDIT_TESTS_CHANGED_AFTER_LOAD_ID": "0"} if scoped else {})
+        latest = max(tmp_path.glob("dbt-target-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
+        results = json.loads((latest / "run_results.json").read_text())["results"]
+        assert any(r["unique_id"] == "model.gridcredit.fct_credit_decisions" and r["status"] == "success"
+                   for r in results)
+        return {r["unique_id"].split(".")[2] for r in results if r["status"] == "fail"} & set(chosen)
+
+    assert failing(scoped=True) == {name for name, where in chosen.items() if where != "untouched month"}
+    assert failing(scoped=False) == set(chosen)
+    with psycopg.connect(clone.url, autocommit=True) as pg:
+        publish(pg)  # as if a run had tested and published the rebuilt month
+    assert failing(scoped=True) == {name for name, where in chosen.items() if where == "whole table"}
 
 
 def test_tests_of_load_written_tables_read_only_newer_loads_and_still_fail(clone, tmp_path):

@@ -22,7 +22,9 @@
     newest value reprocess_from_month() reads (docs/decisions/0109); not here, because a config()
     here would replace the indexes the yml lists for the dashboards.
     No meta.rebuilt_by_month: the pipeline's scoped tests (ADR 0021) follow loads, and a rescored
-    month has no new load, so this model's tests always read every row.
+    month has no new load. Each build records the months it rebuilds instead
+    (scored_month_rebuilds.sql), and the scoped tests read the months every build since the last
+    publication rebuilt (docs/decisions/0110).
 
     The credit decision chain (docs/decisions/0104) chains these models: a model built from another
     one of them passes it as its only score relation (`score_month_column` names its month column;
@@ -69,6 +71,7 @@
 
 {% macro default__reprocess_from_scored_month(month_ledger, score_relations, month_column, score_month_column, revisions) -%}
     {%- if not execute or not is_incremental() -%}
+        {%- do gridcredit.record_scored_month_rebuild(month_column, 'all') -%}
         {{ return('all') }}
     {%- endif -%}
     {%- set from_loads = gridcredit.reprocess_from_month(month_ledger) if month_ledger else 'none' -%}
@@ -141,5 +144,6 @@
         ~ (reprocess_from if firsts else 'nowhere (no new load or scores)'),
         info=true,
     ) -%}
+    {%- do gridcredit.record_scored_month_rebuild(month_column, reprocess_from) -%}
     {{ return(reprocess_from) }}
 {%- endmacro %}
