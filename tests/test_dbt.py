@@ -664,6 +664,15 @@ def test_scored_month_tests_read_the_months_rebuilt_since_the_last_publication(c
     with psycopg.connect(clone.url, autocommit=True) as pg:
         publish(pg)  # as if a run had tested and published the rebuilt month
     assert failing(scoped=True) == {name for name, where in chosen.items() if where == "whole table"}
+    # Four incremental builds of one table: its post-hook's partial index exists once, not once per
+    # build (create_partial_index added one per run to this incremental model before ADR 0110).
+    with psycopg.connect(clone.url) as pg:
+        definitions = [row[0] for row in pg.execute(
+            "select regexp_replace(indexdef, 'INDEX \\S+ ON', 'INDEX ON') from pg_indexes"
+            " where schemaname = 'marts_decisions' and tablename = 'fct_credit_decisions'"
+        ).fetchall()]
+    assert any("WHERE" in definition for definition in definitions), definitions
+    assert len(definitions) == len(set(definitions)), definitions
 
 
 def test_tests_of_load_written_tables_read_only_newer_loads_and_still_fail(clone, tmp_path):
