@@ -9,7 +9,8 @@
     begins: dbt-postgres opens a transaction for it there, which the materialization commits with the
     model's rows (or rolls back with them), so a record exists exactly when the rows it names were
     written. Lives in `intermediate` (built in place, never published, owned by the transformer
-    role); data engineers can read it as a history of what each build rebuilt.
+    role); data engineers can read it as a history of what each build rebuilt. PostgreSQL only, like
+    every model built after the ML step (docs/SPARK.md).
 -#}
 {% macro scored_month_rebuilds() -%}
     {{ return(api.Relation.create(
@@ -26,15 +27,24 @@
         {{ return(none) }}
     {%- endif -%}
     {%- set log_relation = gridcredit.scored_month_rebuilds() -%}
+    {#- Two models building in parallel may both create the table on the first build: the second
+        waits for the first's transaction, then fails on the catalog's unique index, which `if not
+        exists` does not cover; the table exists by then. -#}
     {%- set statement -%}
-        create table if not exists {{ log_relation }} (
-            model_unique_id {{ dbt.type_string() }} not null,
-            relation_name {{ dbt.type_string() }} not null,
-            month_column {{ dbt.type_string() }} not null,
-            rebuilt_from {{ dbt.type_string() }} not null,
-            invocation_id {{ dbt.type_string() }} not null,
-            recorded_at timestamp with time zone not null default current_timestamp
-        );
+        do $gridcredit$
+        begin
+            create table if not exists {{ log_relation }} (
+                model_unique_id {{ dbt.type_string() }} not null,
+                relation_name {{ dbt.type_string() }} not null,
+                month_column {{ dbt.type_string() }} not null,
+                rebuilt_from {{ dbt.type_string() }} not null,
+                invocation_id {{ dbt.type_string() }} not null,
+                recorded_at timestamp with time zone not null default current_timestamp
+            );
+        exception when duplicate_table or unique_violation then
+            null;
+        end
+        $gridcredit$;
         insert into {{ log_relation }} (model_unique_id, relation_name, month_column, rebuilt_from, invocation_id)
         values (
             {{ dbt.string_literal(model.unique_id) }}, {{ dbt.string_literal(this | string) }},
