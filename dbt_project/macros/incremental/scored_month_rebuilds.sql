@@ -9,8 +9,8 @@
     begins: dbt-postgres opens a transaction for it there, which the materialization commits with the
     model's rows (or rolls back with them), so a record exists exactly when the rows it names were
     written. Lives in `intermediate` (built in place, never published, owned by the transformer
-    role); data engineers can read it as a history of what each build rebuilt. PostgreSQL only, like
-    every model built after the ML step (docs/SPARK.md).
+    role); data engineers can read it as a history of what each build rebuilt. PostgreSQL only: on
+    Spark the models build in place and nothing is recorded.
 -#}
 {% macro scored_month_rebuilds() -%}
     {{ return(api.Relation.create(
@@ -22,6 +22,15 @@
 {%- endmacro %}
 
 {% macro record_scored_month_rebuild(month_column, rebuilt_from) -%}
+    {{ return(adapter.dispatch('record_scored_month_rebuild', 'gridcredit')(month_column, rebuilt_from)) }}
+{%- endmacro %}
+
+{#- Spark builds these models in place, with no write-audit-publish and so no scoped tests
+    (docs/SPARK.md): nothing to record. -#}
+{% macro spark__record_scored_month_rebuild(month_column, rebuilt_from) -%}
+{%- endmacro %}
+
+{% macro default__record_scored_month_rebuild(month_column, rebuilt_from) -%}
     {#- Only a build writes rows: `dbt compile`, `docs generate` and `show` render models too. -#}
     {%- if not execute or flags.WHICH not in ('run', 'build') or model.resource_type != 'model' -%}
         {{ return(none) }}
