@@ -37,8 +37,9 @@
     {%- endif -%}
     {%- set log_relation = gridcredit.scored_month_rebuilds() -%}
     {#- Two models building in parallel may both create the table on the first build: the second
-        waits for the first's transaction, then fails on the catalog's unique index, which `if not
-        exists` does not cover; the table exists by then. -#}
+        waits for the first's transaction, then fails on the catalog's unique index, or finds the
+        table's row type already there ("type ... already exists"), neither of which `if not exists`
+        covers; the table exists by then. -#}
     {%- set statement -%}
         do $gridcredit$
         begin
@@ -50,7 +51,7 @@
                 invocation_id {{ dbt.type_string() }} not null,
                 recorded_at timestamp with time zone not null default current_timestamp
             );
-        exception when duplicate_table or unique_violation then
+        exception when duplicate_table or duplicate_object or unique_violation then
             null;
         end
         $gridcredit$;
