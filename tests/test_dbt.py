@@ -123,10 +123,14 @@ def dev_load_module():
     return module
 
 
+def latest_target(tmp_path: Path) -> Path:
+    """The target folder of the latest `run_dbt` call of this test."""
+    return max(tmp_path.glob("dbt-target-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
+
+
 def last_run_sql(tmp_path: Path, model: str) -> str:
     """The SQL dbt ran for `model` in the latest `run_dbt` call of this test."""
-    latest = max(tmp_path.glob("dbt-target-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
-    return next((latest / "run").rglob(f"{model}.sql")).read_text()
+    return next((latest_target(tmp_path) / "run").rglob(f"{model}.sql")).read_text()
 
 
 @pytest.fixture
@@ -653,8 +657,7 @@ def test_scored_month_tests_read_the_months_rebuilt_since_the_last_publication(c
         # The model and its tests in one invocation, as in the pipeline; the model rebuilds no month.
         run_dbt(clone, tmp_path, "build", "--select", "fct_credit_decisions", check=False,
                 env_extra={"GRIDCREDIT_TESTS_CHANGED_AFTER_LOAD_ID": "0"} if scoped else {})
-        latest = max(tmp_path.glob("dbt-target-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
-        results = json.loads((latest / "run_results.json").read_text())["results"]
+        results = json.loads((latest_target(tmp_path) / "run_results.json").read_text())["results"]
         assert any(r["unique_id"] == "model.gridcredit.fct_credit_decisions" and r["status"] == "success"
                    for r in results)
         return {r["unique_id"].split(".")[2] for r in results if r["status"] == "fail"} & set(chosen)
@@ -665,7 +668,7 @@ def test_scored_month_tests_read_the_months_rebuilt_since_the_last_publication(c
         publish(pg)  # as if a run had tested and published the rebuilt month
     assert failing(scoped=True) == {name for name, where in chosen.items() if where == "whole table"}
     # Four incremental builds of one table: its post-hook's partial index exists once, not once per
-    # build (create_partial_index added one per run to this incremental model before ADR 0110).
+    # build (create_partial_index added one per run to this incremental model: ADR 0052, session 16).
     with psycopg.connect(clone.url) as pg:
         definitions = [row[0] for row in pg.execute(
             "select regexp_replace(indexdef, 'INDEX \\S+ ON', 'INDEX ON') from pg_indexes"
