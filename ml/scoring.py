@@ -617,6 +617,7 @@ def run_model(name: str, ctx: _Context) -> ModelOutcome:
     build.stage("model_runs", record, Scope.equals(run_id=run_id))
     if decision.promote:
         build.add_statement(
+            "model_runs",
             sql.SQL("update model_runs set is_current = false where model_name = %s and run_id <> %s and is_current"),
             [name, run_id],
         )
@@ -932,7 +933,7 @@ def score_all(
         pg.commit()
         steps["load_features_s"] = round(time.perf_counter() - clock, 3)
         build = BuildArea(pg)
-        build.reset()
+        build_area_reset = build.reset()
         ctx = _Context(pg, log, build, ds, cfg, code_fingerprint(), config_fp, truth_dir, rescore, started_at, retrain)
         outcomes: dict[str, ModelOutcome] = {}
         for name in selected:
@@ -972,6 +973,7 @@ def score_all(
         "monitoring_rows": monitoring_rows,
         "published_rows": published,
         "truth_dir": str(truth_dir) if truth_dir else None,
+        "build_area_reset": build_area_reset,  # kept / undone / copied (ADR 0111)
         "timings": steps,  # whole-run steps; each model's own steps are in models[...]["timings"]
         "seconds": round(time.perf_counter() - began, 2),
     }

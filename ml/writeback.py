@@ -4,14 +4,17 @@ Staging (slow, may crash), preparing and publishing (fast, one transaction each)
 
 1. ``BuildArea.reset()`` drops what a crashed run staged and makes every ``ml__build.<table>`` a
    copy of ``ml.<table>`` (the build tables persist: `gridcredit run`'s dbt staging views read them);
+   the sync state (ADR 0111) says when they already are, or which keys differ;
 2. ``BuildArea.stage(table, frame, scope)`` COPYs a frame into ``ml__build.<table>__staged``
    (unlogged, same columns and primary key, so duplicates fail here, not later);
 3. ``BuildArea.prepare()`` applies, in one transaction, the flag updates and every staged scope
    (delete the rows the run replaces, insert the staged rows) to the build tables: ``ml__build``
    now holds the next state of ``ml``, which dbt (the marts that use scores) and their tests read;
+   it logs the key of every row it may change;
 4. ``publish_build_area()`` makes every ``ml`` table equal its build table (rows compared by key and
-   content) in the caller's transaction: `gridcredit score` commits it alone, `gridcredit run`
-   together with the dbt marts' schema switch (docs/decisions/0090-write-audit-publish.md).
+   content; only the logged keys when the state allows) in the caller's transaction: `gridcredit
+   score` commits it alone, `gridcredit run` together with the dbt marts' schema switch
+   (docs/decisions/0090-write-audit-publish.md).
 
 A crash (even SIGKILL) before the commit leaves ``ml`` exactly as it was: PostgreSQL rolls the
 open transaction back. Published tables are never dropped or renamed, so dbt staging views,
@@ -154,10 +157,15 @@ class BuildArea:
     def __init__(self, pg: psycopg.Connection):
         self.pg = pg
         self.staged: list[tuple[Table, Scope]] = []
-        self.statements: list[tuple[sql.Composable, list]] = []
+        self.statements: list[tuple[Table, sql.Composable, list]] = []
 
-    def reset(self) -> None:
-        """Drop what a crashed run staged; make every build table a copy of the published one."""
+    def reset(self) -> str:
+        """Drop what a crashed run staged; make every build table equal the published one.
+
+        Returns how: ``kept`` (the sync state says they are equal: nothing to do), ``undone`` (a
+        prepared but unpublished run's logged keys were copied back from ``ml``) or ``copied``
+        (truncate and full copy: the state is unknown). See docs/decisions/0111.
+        """
         pg = self.pg
         pg.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(BUILD_SCHEMA)))
         for (leftover,) in pg.execute(
@@ -169,10 +177,27 @@ class BuildArea:
             pg.execute(create_table_sql(table, BUILD_SCHEMA, with_comments=False))
             for c in table.columns:  # columns added by a later version of ml/schema.py
                 pg.execute(f"alter table {BUILD_SCHEMA}.{table.name} add column if not exists {c.name} {c.type}")
-            pg.execute(sql.SQL("truncate {}.{}").format(sql.Identifier(BUILD_SCHEMA), sql.Identifier(table.name)))
-            _copy_rows(pg, table, SCHEMA, BUILD_SCHEMA)
+            pg.execute(create_table_sql(_changes_table(table), BUILD_SCHEMA, with_comments=False))
+        pg.commit()
+        tracked = _ensure_sync_tracking(pg)
+        _tracking_on(pg)
+        state = _sync_state(pg, for_update=True) if tracked else UNKNOWN
+        if state == TRACKED:
+            for table in TABLES.values():
+                _sync_table(pg, table, SCHEMA, BUILD_SCHEMA, changes=True)
+            how = "undone"
+        elif state == UNKNOWN:
+            for table in TABLES.values():
+                pg.execute(sql.SQL("truncate {}.{}").format(sql.Identifier(BUILD_SCHEMA), sql.Identifier(table.name)))
+                _copy_rows(pg, table, SCHEMA, BUILD_SCHEMA)
+            how = "copied"
+        else:
+            how = "kept"
+        if tracked:
+            _mark_identical(pg)
         pg.commit()
         self.staged, self.statements = [], []
+        return how
 
     def stage(self, name: str, frame: pd.DataFrame, scope: Scope) -> int:
         """COPY ``frame`` into ``ml__build.<name>__staged``; it will replace ``scope`` of ``<name>``.
@@ -201,13 +226,14 @@ class BuildArea:
         self.pg.commit()
         self.staged = [(table, scope) for table, scope in self.staged if table.name not in names]
 
-    def add_statement(self, statement: sql.Composable, params: list | None = None) -> None:
-        """A statement to run on the build tables before the staged rows replace their scopes.
+    def add_statement(self, table: str, statement: sql.Composable, params: list | None = None) -> None:
+        """A statement on the build table ``table`` to run before the staged rows replace their scopes.
 
         Write it against schema ``ml``: it runs with ``search_path`` on ``ml__build``, so name the
-        tables without a schema (e.g. ``update model_runs set ...``).
+        tables without a schema (e.g. ``update model_runs set ...``). It may change any row of
+        ``table`` (and no other table): the change log takes every key of it.
         """
-        self.statements.append((statement, params or []))
+        self.statements.append((TABLES[table], statement, params or []))
 
     def prepare(self) -> dict[str, int]:
         """Apply the staged rows to the build tables (one transaction): ``ml__build`` = next state.
@@ -218,29 +244,42 @@ class BuildArea:
         inserted: dict[str, int] = {}
         names = sorted({t.name for t, _ in self.staged})
         pg.execute(sql.SQL("set local search_path = {}").format(sql.Identifier(BUILD_SCHEMA)))
-        for statement, params in self.statements:
+        _tracking_on(pg)
+        state = _sync_state(pg, for_update=True)
+        # Log the key of every row this transaction may change, while ml__build equals ml or differs
+        # only in logged keys: publish (or the next reset) then compares only those rows (ADR 0111).
+        track = state in (IDENTICAL, TRACKED)
+        for table, statement, params in self.statements:
+            if track:
+                _log_changes(pg, table, sql.SQL("select {} from {}").format(_keys(table), _build(table.name)))
             pg.execute(statement, params)
+            if track:  # rows the statement inserted
+                _log_changes(pg, table, sql.SQL("select {} from {}").format(_keys(table), _build(table.name)))
         for table, scope in self.staged:
-            target = sql.SQL("{}.{}").format(sql.Identifier(BUILD_SCHEMA), sql.Identifier(table.name))
+            target = _build(table.name)
+            if track:
+                _log_changes(
+                    pg,
+                    table,
+                    sql.SQL("select {} from {} where {}").format(_keys(table), target, scope.where),
+                    scope.params,
+                )
             pg.execute(sql.SQL("delete from {} where {}").format(target, scope.where), scope.params)
         for name in names:
             table = TABLES[name]
             columns = sql.SQL(", ").join(sql.Identifier(c) for c in table.column_names)
+            staged = _build(f"{name}__staged")
+            if track:
+                _log_changes(pg, table, sql.SQL("select {} from {}").format(_keys(table), staged))
             cur = pg.execute(
-                sql.SQL("insert into {}.{} ({}) select {} from {}.{} order by {}").format(
-                    sql.Identifier(BUILD_SCHEMA),
-                    sql.Identifier(name),
-                    columns,
-                    columns,
-                    sql.Identifier(BUILD_SCHEMA),
-                    sql.Identifier(f"{name}__staged"),
-                    sql.SQL(", ").join(sql.Identifier(c) for c in table.primary_key),
+                sql.SQL("insert into {} ({}) select {} from {} order by {}").format(
+                    _build(name), columns, columns, staged, _keys(table)
                 )
             )
             inserted[name] = cur.rowcount
-            pg.execute(
-                sql.SQL("drop table {}.{}").format(sql.Identifier(BUILD_SCHEMA), sql.Identifier(f"{name}__staged"))
-            )
+            pg.execute(sql.SQL("drop table {}").format(staged))
+        if state == IDENTICAL and (names or self.statements):
+            pg.execute(f"update {SYNC_STATE} set state = %s, changed_at = now()", [TRACKED])
         fault_point("prepare:commit")
         pg.commit()
         # The after-scoring dbt build reads these tables right away, before autovacuum would analyze
@@ -281,55 +320,194 @@ def _copy_rows(pg: psycopg.Connection, table: Table, source: str, target: str) -
 
 def publish_build_area(pg: psycopg.Connection, commit: bool = True) -> dict[str, int]:
     """Make every ``ml.<table>`` equal ``ml__build.<table>`` (delete changed/removed rows, insert
-    changed/new ones) in the caller's transaction; a no-op when the build area was never prepared."""
+    changed/new ones) in the caller's transaction; a no-op when the build area was never prepared.
+
+    The sync state decides which rows are compared (ADR 0111): none when the build area still equals
+    ``ml``, the logged keys after a tracked prepare, every row otherwise."""
     exists = pg.execute("select 1 from pg_namespace where nspname = %s", [BUILD_SCHEMA]).fetchone()
     inserted: dict[str, int] = {}
     if not exists:
         return inserted
     names = sorted(TABLES)
-    # Lock published tables in a fixed order: readers keep reading the old rows until commit.
+    # Lock published tables in a fixed order: readers keep reading the old rows until commit. Before
+    # the state row: a writer to ml holds its table's lock when its trigger updates that row.
     for name in names:
         pg.execute(
             sql.SQL("lock table {}.{} in share row exclusive mode").format(sql.Identifier(SCHEMA), sql.Identifier(name))
         )
+    _tracking_on(pg)
+    state = _sync_state(pg, for_update=True)
+    if state == IDENTICAL:
+        fault_point("publish:commit")
+        if commit:
+            pg.commit()
+        return {name: 0 for name in names}
     for name in names:
-        table = TABLES[name]
-        published = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(name))
-        build = sql.SQL("{}.{}").format(sql.Identifier(BUILD_SCHEMA), sql.Identifier(name))
-        row = sql.SQL("({})").format(sql.SQL(", ").join(sql.Identifier(c) for c in table.column_names))
-        pg.execute(
-            sql.SQL(
-                "delete from {published} as p where not exists (select from {build} as b"
-                " where {bkey} = {pkey} and row{brow} is not distinct from row{prow})"
-            ).format(
-                published=published,
-                build=build,
-                bkey=_qualified(table.primary_key, "b"),
-                pkey=_qualified(table.primary_key, "p"),
-                brow=_qualified(table.column_names, "b"),
-                prow=_qualified(table.column_names, "p"),
-            )
-        )
-        cur = pg.execute(
-            sql.SQL(
-                "insert into {published} {row} select {cols} from {build} as b"
-                " where not exists (select from {published} as p where {pkey} = {bkey}) order by {order}"
-            ).format(
-                published=published,
-                row=row,
-                cols=sql.SQL(", ").join(sql.Identifier("b", c) for c in table.column_names),
-                build=build,
-                pkey=_qualified(table.primary_key, "p"),
-                bkey=_qualified(table.primary_key, "b"),
-                order=sql.SQL(", ").join(sql.Identifier("b", c) for c in table.primary_key),
-            )
-        )
-        inserted[name] = cur.rowcount
+        inserted[name] = _sync_table(pg, TABLES[name], BUILD_SCHEMA, SCHEMA, changes=state == TRACKED)
         fault_point(f"publish:{name}")
+    if state != MISSING:
+        _mark_identical(pg)
     fault_point("publish:commit")
     if commit:
         pg.commit()
     return inserted
+
+
+# -- the sync state of ml__build against ml (docs/decisions/0111) --------------------------------
+# identical: every build table equals its published table. tracked: they differ at most in the keys
+# logged in ml__build.<table>__changes (a prepare ran since). unknown: anything else (a write to ml or
+# ml__build outside the write-back, which a statement trigger on every table records; a missing
+# trigger). missing: no state table (a build area made before ADR 0111).
+SYNC_STATE = f"{BUILD_SCHEMA}.sync_state"
+IDENTICAL, TRACKED, UNKNOWN, MISSING = "identical", "tracked", "unknown", "missing"
+TRACKING_SETTING = "gridcredit.ml_sync_tracking"
+SYNC_TRIGGER = "gridcredit_ml_sync"
+_SYNC_DDL = f"""
+create table if not exists {SYNC_STATE} (
+    singleton boolean primary key default true check (singleton),
+    state text not null check (state in ('{IDENTICAL}', '{TRACKED}', '{UNKNOWN}')),
+    changed_at timestamptz not null default now()
+);
+comment on table {SYNC_STATE} is
+    'Whether ml__build equals ml (identical), differs only in the keys logged in <table>__changes (tracked) '
+    'or may differ anywhere (unknown): the write-back compares only what it must (ADR 0111).';
+insert into {SYNC_STATE} (state) values ('{UNKNOWN}') on conflict do nothing;
+do $do$ begin
+    if to_regprocedure('{BUILD_SCHEMA}.mark_ml_out_of_sync()') is null then
+        -- security definer: any role that may write ml (or ml__build) may mark the state, even one
+        -- without rights on the state table.
+        create function {BUILD_SCHEMA}.mark_ml_out_of_sync() returns trigger language plpgsql
+        security definer set search_path = pg_catalog as $f$
+        begin
+            -- The write-back sets the setting for its own transaction; any other write makes the
+            -- state unknown, so the next reset copies and the next publish compares every row.
+            if coalesce(current_setting('{TRACKING_SETTING}', true), '') <> 'on' then
+                update {SYNC_STATE} set state = '{UNKNOWN}', changed_at = now() where state <> '{UNKNOWN}';
+            end if;
+            return null;
+        end $f$;
+    end if;
+end $do$;
+"""
+
+
+def _ensure_sync_tracking(pg: psycopg.Connection) -> bool:
+    """Create the state table, its trigger function and a statement trigger on every ``ml`` and
+    ``ml__build`` table. True when all of them exist and the state can be trusted; a trigger created
+    now means writes before it went unseen (the state becomes unknown). Commits."""
+    pg.execute(_SYNC_DDL)
+    pg.commit()
+    untracked = False
+    for table in TABLES.values():
+        for schema in (SCHEMA, BUILD_SCHEMA):
+            relation = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table.name))
+            found = pg.execute(
+                "select 1 from pg_trigger where tgrelid = %s::regclass and tgname = %s and tgenabled <> 'D'",
+                [f"{schema}.{table.name}", SYNC_TRIGGER],
+            ).fetchone()
+            if found:
+                continue
+            pg.execute(f"update {SYNC_STATE} set state = %s, changed_at = now()", [UNKNOWN])
+            try:
+                with pg.transaction():
+                    pg.execute(
+                        sql.SQL(
+                            "create trigger {} after insert or update or delete or truncate on {}"
+                            " for each statement execute function {}.mark_ml_out_of_sync()"
+                        ).format(sql.Identifier(SYNC_TRIGGER), relation, sql.Identifier(BUILD_SCHEMA))
+                    )
+            except psycopg.errors.InsufficientPrivilege:
+                untracked = True  # not the table's owner: copy and compare everything, as before ADR 0111
+            pg.commit()
+    return not untracked
+
+
+def _tracking_on(pg: psycopg.Connection) -> None:
+    """This transaction's writes are the write-back's own: the triggers leave the state alone."""
+    pg.execute("select set_config(%s, 'on', true)", [TRACKING_SETTING])
+
+
+def _sync_state(pg: psycopg.Connection, for_update: bool = False) -> str:
+    if not pg.execute("select to_regclass(%s)", [SYNC_STATE]).fetchone()[0]:
+        return MISSING
+    row = pg.execute(f"select state from {SYNC_STATE}" + (" for update" if for_update else "")).fetchone()
+    return row[0] if row else UNKNOWN
+
+
+def _mark_identical(pg: psycopg.Connection) -> None:
+    for table in TABLES.values():
+        pg.execute(sql.SQL("truncate {}").format(_build(_changes_table(table).name)))
+    pg.execute(f"update {SYNC_STATE} set state = %s, changed_at = now()", [IDENTICAL])
+
+
+def _changes_table(table: Table) -> Table:
+    """``ml__build.<table>__changes``: the keys a prepare changed since the tables were identical."""
+    by_name = {c.name: c for c in table.columns}
+    columns = tuple(by_name[k] for k in table.primary_key)
+    return Table(f"{table.name}__changes", "Keys changed since ml__build equalled ml.", columns, table.primary_key)
+
+
+def _log_changes(pg: psycopg.Connection, table: Table, keys: sql.Composable, params: list | None = None) -> None:
+    pg.execute(
+        sql.SQL("insert into {} ({}) {} on conflict do nothing").format(
+            _build(_changes_table(table).name), _keys(table), keys
+        ),
+        params or [],
+    )
+
+
+def _build(name: str) -> sql.Composable:
+    return sql.SQL("{}.{}").format(sql.Identifier(BUILD_SCHEMA), sql.Identifier(name))
+
+
+def _keys(table: Table) -> sql.Composable:
+    return sql.SQL(", ").join(sql.Identifier(c) for c in table.primary_key)
+
+
+def _sync_table(pg: psycopg.Connection, table: Table, source: str, target: str, changes: bool) -> int:
+    """Make ``target.<table>`` equal ``source.<table>`` by key and content (only rows that differ are
+    deleted and inserted); with ``changes`` only the keys in the change log. Returns rows inserted."""
+    name = table.name
+    src = sql.SQL("{}.{}").format(sql.Identifier(source), sql.Identifier(name))
+    tgt = sql.SQL("{}.{}").format(sql.Identifier(target), sql.Identifier(name))
+    log = _build(_changes_table(table).name)
+    if changes:
+        delete = sql.SQL("delete from {tgt} as t using {log} as c where {ckey} = {tkey} and not exists").format(
+            tgt=tgt, log=log, ckey=_qualified(table.primary_key, "c"), tkey=_qualified(table.primary_key, "t")
+        )
+        candidates = sql.SQL("{log} as c join {src} as s on {skey} = {ckey}").format(
+            log=log, src=src, skey=_qualified(table.primary_key, "s"), ckey=_qualified(table.primary_key, "c")
+        )
+    else:
+        delete = sql.SQL("delete from {tgt} as t where not exists").format(tgt=tgt)
+        candidates = sql.SQL("{src} as s").format(src=src)
+    pg.execute(
+        sql.SQL(
+            "{delete} (select from {src} as s where {skey} = {tkey} and row{srow} is not distinct from row{trow})"
+        ).format(
+            delete=delete,
+            src=src,
+            skey=_qualified(table.primary_key, "s"),
+            tkey=_qualified(table.primary_key, "t"),
+            srow=_qualified(table.column_names, "s"),
+            trow=_qualified(table.column_names, "t"),
+        )
+    )
+    cur = pg.execute(
+        sql.SQL(
+            "insert into {tgt} ({cols}) select {scols} from {candidates}"
+            " where not exists (select from {tgt} as t where {tkey} = {skey}) order by {order}"
+        ).format(
+            tgt=tgt,
+            cols=sql.SQL(", ").join(sql.Identifier(c) for c in table.column_names),
+            scols=sql.SQL(", ").join(sql.Identifier("s", c) for c in table.column_names),
+            candidates=candidates,
+            tkey=_qualified(table.primary_key, "t"),
+            skey=_qualified(table.primary_key, "s"),
+            order=sql.SQL(", ").join(sql.Identifier("s", c) for c in table.primary_key),
+        )
+    )
+    return cur.rowcount
 
 
 def _qualified(columns, alias: str) -> sql.Composable:

@@ -385,9 +385,13 @@ def test_inside_the_cadence_a_new_month_is_scored_by_the_current_version_and_a_c
         assert pg.execute(
             "select count(*), min(run_id), max(run_id) from ml.credit_scores where as_of_month = %s", [latest]
         ).fetchone() == (kept, current, current)
-        assert pg.execute(
-            "select count(*) from ml.monitoring_psi where model_name = 'credit_score' and as_of_month = %s", [latest]
-        ).fetchone()[0] == 1
+        assert (
+            pg.execute(
+                "select count(*) from ml.monitoring_psi where model_name = 'credit_score' and as_of_month = %s",
+                [latest],
+            ).fetchone()[0]
+            == 1
+        )
         attempt = pg.execute(
             "select outcome, run_id, message from ml.model_run_attempts where model_name = 'credit_score'"
             " order by attempt_id desc limit 1"
@@ -434,9 +438,12 @@ def test_drift_past_act_takes_back_the_reused_versions_staged_rows_and_retrains(
             assert pg.execute(
                 "select count(*), count(distinct run_id) from ml.credit_scores where as_of_month = %s", [latest]
             ).fetchone() == (kept, 1)
-            assert pg.execute(
-                "select count(*) from pg_tables where schemaname = 'ml__build' and tablename like '%staged'"
-            ).fetchone()[0] == 0
+            assert (
+                pg.execute(
+                    "select count(*) from pg_tables where schemaname = 'ml__build' and tablename like '%staged'"
+                ).fetchone()[0]
+                == 0
+            )
 
 
 def test_discarded_staged_rows_are_not_applied(ml_db):
@@ -531,6 +538,91 @@ def test_prepared_build_tables_are_analyzed(ml_db):
         assert reltuples.fetchone()[0] == 5
         build = BuildArea(pg)
         build.reset()  # the build area equals the published one again for the tests after this one
+
+
+def test_the_build_area_is_copied_only_when_it_may_differ_and_publish_compares_only_logged_keys(ml_db, fast_cfg):
+    """ADR 0111: a statement trigger on every ml and ml__build table records any write outside the
+    write-back; the reset then copies, otherwise it keeps the build area or takes a prepared run back by
+    its logged keys; publish compares only the logged keys."""
+    conn, _ = ml_db
+    with psycopg.connect(conn.url) as pg:
+        build = BuildArea(pg)
+        build.reset()
+        assert build.reset() == "kept"  # nothing happened in between
+        customer, month = pg.execute(
+            "select customer_id, max(as_of_month) from ml.credit_scores group by 1 order by 1 limit 1"
+        ).fetchone()
+        original = pg.execute(
+            "select reason_1 from ml.credit_scores where customer_id = %s and as_of_month = %s", [customer, month]
+        ).fetchone()[0]
+        # An operator's fix in a published table is seen, copied into the build area, and survives a run.
+        pg.execute(
+            "update ml.credit_scores set reason_1 = 'fixed by hand' where customer_id = %s and as_of_month = %s",
+            [customer, month],
+        )
+        pg.commit()
+        assert build.reset() == "copied"
+        assert checksums(conn, "ml__build") == checksums(conn)
+        # A write to a build table outside the write-back, likewise.
+        pg.execute("update ml__build.arrears_warnings set reason_1 = 'stray' where as_of_month = %s", [month])
+        pg.commit()
+        assert build.reset() == "copied"
+        assert checksums(conn, "ml__build") == checksums(conn)
+        # A table whose trigger is gone: the state cannot be trusted.
+        pg.execute("drop trigger gridcredit_ml_sync on ml.theft_suspicion")
+        pg.execute("update ml.theft_suspicion set reason_1 = reason_1 || '' where as_of_month = %s", [month])
+        pg.commit()
+        assert build.reset() == "copied"
+        assert (
+            pg.execute(
+                "select count(*) from pg_trigger where tgname = 'gridcredit_ml_sync'"
+                " and tgrelid = 'ml.theft_suspicion'::regclass"
+            ).fetchone()[0]
+            == 1
+        )
+        # A prepared run that is never published is taken back by its logged keys.
+        published = pg.execute("select * from ml.credit_scores where as_of_month = %s order by customer_id", [month])
+        names = [d.name for d in published.description]
+        month_rows = pd.DataFrame(published.fetchall(), columns=names)
+        pg.commit()
+        half = month_rows.iloc[: len(month_rows) // 2].assign(reason_1="restaged")
+        build.stage("credit_scores", half, Scope.equals(as_of_month=month))  # replaces the month by half its rows
+        build.prepare()
+        assert checksums(conn, "ml__build")["credit_scores"] != checksums(conn)["credit_scores"]
+        assert build.reset() == "undone"
+        assert checksums(conn, "ml__build") == checksums(conn)
+        # Published: ml takes the changed rows and loses the rows the scope removed, and nothing else.
+        before = checksums(conn)
+        build.stage("credit_scores", half, Scope.equals(as_of_month=month))
+        inserted = build.publish()
+        assert inserted["credit_scores"] == len(half) and inserted["arrears_warnings"] == 0
+        assert pg.execute(
+            "select count(*), count(*) filter (where reason_1 = 'restaged') from ml.credit_scores"
+            " where as_of_month = %s",
+            [month],
+        ).fetchone() == (len(half), len(half))
+        assert checksums(conn, "ml__build") == checksums(conn)
+        assert {k: v for k, v in checksums(conn).items() if k != "credit_scores"} == {
+            k: v for k, v in before.items() if k != "credit_scores"
+        }
+        assert build.reset() == "kept"
+        build.stage("credit_scores", month_rows, Scope.equals(as_of_month=month))  # back as it was
+        build.publish()
+        assert checksums(conn) == before
+    summary = score_all(conn, cfg=fast_cfg)  # a run with nothing new: the hand fix stays
+    assert summary["build_area_reset"] == "kept"
+    with psycopg.connect(conn.url) as pg:
+        assert (
+            pg.execute(
+                "select reason_1 from ml.credit_scores where customer_id = %s and as_of_month = %s", [customer, month]
+            ).fetchone()[0]
+            == "fixed by hand"
+        )
+        pg.execute(
+            "update ml.credit_scores set reason_1 = %s where customer_id = %s and as_of_month = %s",
+            [original, customer, month],
+        )
+        pg.commit()
 
 
 def test_kill_during_the_switch_leaves_published_outputs_intact(ml_db, tmp_path):
