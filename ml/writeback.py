@@ -363,15 +363,23 @@ IDENTICAL, TRACKED, UNKNOWN, MISSING = "identical", "tracked", "unknown", "missi
 TRACKING_SETTING = "gridcredit.ml_sync_tracking"
 SYNC_TRIGGER = "gridcredit_ml_sync"
 _SYNC_DDL = f"""
-create table if not exists {SYNC_STATE} (
-    singleton boolean primary key default true check (singleton),
-    state text not null check (state in ('{IDENTICAL}', '{TRACKED}', '{UNKNOWN}')),
-    changed_at timestamptz not null default now()
-);
-comment on table {SYNC_STATE} is
-    'Whether ml__build equals ml (identical), differs only in the keys logged in <table>__changes (tracked) '
-    'or may differ anywhere (unknown): the write-back compares only what it must (ADR 0111).';
-insert into {SYNC_STATE} (state) values ('{UNKNOWN}') on conflict do nothing;
+do $do$ begin
+    -- Created once and only then commented and filled: a later reset may run as a role that does not
+    -- own the table (ADR 0080's stage roles), and need not.
+    if to_regclass('{SYNC_STATE}') is null then
+        create table {SYNC_STATE} (
+            singleton boolean primary key default true check (singleton),
+            state text not null check (state in ('{IDENTICAL}', '{TRACKED}', '{UNKNOWN}')),
+            changed_at timestamptz not null default now()
+        );
+        comment on table {SYNC_STATE} is
+            'Whether ml__build equals ml (identical), differs only in the keys logged in <table>__changes '
+            '(tracked) or may differ anywhere (unknown): the write-back compares only what it must (ADR 0111).';
+    end if;
+    if not exists (select from {SYNC_STATE}) then
+        insert into {SYNC_STATE} (state) values ('{UNKNOWN}');
+    end if;
+end $do$;
 do $do$ begin
     if to_regprocedure('{BUILD_SCHEMA}.mark_ml_out_of_sync()') is null then
         -- security definer: any role that may write ml (or ml__build) may mark the state, even one
