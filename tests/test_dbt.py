@@ -40,6 +40,7 @@ INCREMENTAL_MARTS = [
     "marts_core.fct_customer_months",
     "marts_ml.fct_customer_month_labels",
     "intermediate.int_bills_sequenced",
+    "intermediate.int_payments_allocated_to_bills",
     "intermediate.int_allocations_aggregated_to_customer_months",
     "marts_core.fct_customer_month_indicators",
     "marts_ml.fct_customer_month_features",
@@ -368,6 +369,9 @@ def test_incremental_month_and_correction_equal_a_full_build(clone, pipeline_inc
     run_dbt(clone, tmp_path, "run", "--select", INCREMENTAL_LINEAGE)
     # one new load per table: staged without the dedupe's sort (ADR 0099)
     assert "row_number()" not in last_run_sql(tmp_path, "stg_metering__readings")
+    # the allocation is allocated again only from each customer's cut position (ADR 0112)
+    compiled = next((latest_target(tmp_path) / "compiled").rglob("int_payments_allocated_to_bills.sql")).read_text()
+    assert "from allocation_tail" in compiled
     after_month = table_checksums(clone, INCREMENTAL_MARTS)
     run_dbt(clone, tmp_path, "run", "--select", INCREMENTAL_LINEAGE)
     assert table_checksums(clone, INCREMENTAL_MARTS) == after_month, "a rerun with no new load changed rows"
@@ -422,7 +426,21 @@ def test_incremental_month_and_correction_equal_a_full_build(clone, pipeline_inc
         reversal = {"payment_id": "P199999999998", "customer_id": reversed_payment[1],
                     "paid_at": f"{last_month:%Y-%m}-25 09:00:00", "amount": f"-{reversed_payment[2]}",
                     "channel": reversed_payment[3], "reverses_payment_id": reversed_payment[0]}
-        dev_load_module().load_rows(pg, "billing", "payments", [reversal], first_month=f"{last_month:%Y-%m}",
+        # ... and every payment another customer made from that month on: the customer's credits
+        # past the allocation's cut vanish, so its old rows there must go with nothing in their place
+        vanishing = pg.execute(
+            "select payment_id, customer_id, amount, channel from raw_billing.payments"
+            " where reverses_payment_id is null and amount::numeric > 0 and paid_at >= %s and customer_id = ("
+            "   select min(customer_id) from raw_billing.payments where paid_at >= %s and customer_id <> %s)"
+            " order by payment_id", [f"{reversed_month}-01", f"{reversed_month}-01", reversed_payment[1]]).fetchall()
+        assert vanishing
+        reversals = [reversal] + [
+            {"payment_id": f"P1999999{number:05d}", "customer_id": customer,
+             "paid_at": f"{last_month:%Y-%m}-26 09:00:00", "amount": f"-{amount}", "channel": channel,
+             "reverses_payment_id": payment_id}
+            for number, (payment_id, customer, amount, channel) in enumerate(vanishing)
+        ]
+        dev_load_module().load_rows(pg, "billing", "payments", reversals, first_month=f"{last_month:%Y-%m}",
                                     last_month=f"{last_month:%Y-%m}", kind="increment")
         pg.commit()
     out = run_dbt(clone, tmp_path, "run", "--select", INCREMENTAL_LINEAGE)

@@ -14,6 +14,23 @@
 -- allocated_at is when the money met the bill: the later of credit time and bill issue date.
 -- Segments are built from the sorted break points of both sequences (linear in rows per customer,
 -- no bills x payments join).
+--
+-- Incremental by amount position (docs/decisions/0112): the pre-hook takes out each changed
+-- customer's rows from the position where a load can change them (allocation_tail.sql); this model
+-- then allocates only that tail again, from the bills' positions in int_bills_sequenced and the
+-- cut rows' credit positions. Rows carry their position range and the newest load of their month.
+-- On Spark a table, rebuilt whole.
+{{
+    config(
+        materialized=('table' if target.type == 'spark' else 'incremental'),
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook=["{{ gridcredit.allocation_tail_pre_hook() }}"],
+        indexes=[{'columns': ['source_load_id']}],
+    )
+}}
+-- depends_on: {{ ref('int_bills_sequenced') }} {{ ref('int_load_ledger_months') }} {{ ref('int_payment_reversals_reaching_back') }}
+{%- set tail_only = is_incremental() %}
 with
 
 bills as (
@@ -28,6 +45,187 @@ payments as (
 
 ),
 
+ledger as (
+
+    select * from {{ ref('int_load_ledger_months') }}
+
+),
+
+ledger_horizon as (
+
+    select
+        min(ledger.month_start_date) as first_month,
+        max(ledger.month_start_date) as last_month
+    from ledger
+
+),
+
+{% if tail_only -%}
+-- the customers whose tail is allocated again, from the cut on (allocation_tail.sql's pre-hook)
+cuts as (
+
+    select * from allocation_cuts
+
+),
+
+cut_rows as (
+
+    select * from allocation_tail
+
+),
+
+bills_sequenced as (
+
+    select * from {{ ref('int_bills_sequenced') }}
+
+),
+
+-- bill_key: the bill's end position, increasing in allocation order (amounts are positive)
+receivables as (
+
+    select
+        bills_sequenced.customer_id,
+        bills_sequenced.bill_id,
+        bills_sequenced.issue_date,
+        bills_sequenced.due_date,
+        bills_sequenced.billed_through_amount as bill_key,
+        greatest(bills_sequenced.billed_before_amount, cuts.cut_amount) as range_start
+    from bills_sequenced
+    inner join cuts
+        on bills_sequenced.customer_id = cuts.customer_id
+    where bills_sequenced.billed_through_amount > cuts.cut_amount
+
+),
+
+bill_totals as (
+
+    select
+        bills_sequenced.customer_id,
+        max(bills_sequenced.billed_through_amount) as billed_amount
+    from bills_sequenced
+    inner join cuts
+        on bills_sequenced.customer_id = cuts.customer_id
+    group by bills_sequenced.customer_id
+
+),
+
+new_payments as (
+
+    select payments.*
+    from payments
+    inner join cuts
+        on payments.customer_id = cuts.customer_id
+    where payments.paid_at >= cuts.credits_from
+
+),
+
+reversals as (
+
+    select
+        payments.customer_id,
+        payments.reverses_payment_id as payment_id,
+        sum(payments.payment_amount) as reversed_amount
+    from payments
+    where payments.reverses_payment_id is not null
+    group by payments.customer_id, payments.reverses_payment_id
+
+),
+
+new_credits as (
+
+    select
+        new_payments.customer_id,
+        new_payments.payment_id as credit_id,
+        'payment' as credit_kind,
+        new_payments.paid_at as credited_at,
+        new_payments.payment_amount + coalesce(reversals.reversed_amount, 0) as credit_amount
+    from new_payments
+    left join reversals
+        on
+            new_payments.customer_id = reversals.customer_id
+            and new_payments.payment_id = reversals.payment_id
+    where new_payments.reverses_payment_id is null
+
+    union all
+
+    select
+        bills.customer_id,
+        bills.bill_id as credit_id,
+        'credit_note' as credit_kind,
+        cast(bills.issue_date as timestamp) as credited_at,
+        -bills.bill_amount as credit_amount
+    from bills
+    inner join cuts
+        on bills.customer_id = cuts.customer_id
+    where
+        bills.bill_status <> 'cancelled' and bills.bill_amount < 0
+        and cast(bills.issue_date as timestamp) >= cuts.credits_from
+
+),
+
+-- credit_key: the credit's end position. Credits dated before the rebuilt months keep theirs
+-- (from the cut rows); the new ones follow them in arrival order.
+credits_sequenced as (
+
+    select
+        cut_rows.customer_id,
+        cut_rows.credit_id,
+        cut_rows.credit_kind,
+        cut_rows.credited_at,
+        max(cut_rows.position_to_amount) as credit_key,
+        min(cut_rows.position_from_amount) as range_start
+    from cut_rows
+    inner join cuts
+        on cut_rows.customer_id = cuts.customer_id
+    where cut_rows.credited_at < cuts.credits_from
+    group by cut_rows.customer_id, cut_rows.credit_id, cut_rows.credit_kind, cut_rows.credited_at
+
+    union all
+
+    select
+        running.customer_id,
+        running.credit_id,
+        running.credit_kind,
+        running.credited_at,
+        running.credit_key,
+        greatest(running.credit_key - running.credit_amount, running.cut_amount) as range_start
+    from (
+        select
+            new_credits.*,
+            cuts.cut_amount,
+            cuts.credited_before_amount + sum(new_credits.credit_amount) over (
+                partition by new_credits.customer_id
+                order by new_credits.credited_at, new_credits.credit_id
+                rows between unbounded preceding and current row
+            ) as credit_key
+        from new_credits
+        inner join cuts
+            on new_credits.customer_id = cuts.customer_id
+        where new_credits.credit_amount > 0
+    ) as running
+
+),
+
+credit_totals as (
+
+    select
+        credits_sequenced.customer_id,
+        max(credits_sequenced.credit_key) as credited_amount
+    from credits_sequenced
+    group by credits_sequenced.customer_id
+
+),
+
+lowest_positions as (
+
+    select
+        cuts.customer_id,
+        cuts.cut_amount as position_amount
+    from cuts
+
+),
+{%- else %}
+-- bill_key: the bill's end position, increasing in allocation order (amounts are positive)
 receivables as (
 
     select
@@ -35,18 +233,28 @@ receivables as (
         bills.bill_id,
         bills.issue_date,
         bills.due_date,
-        bills.bill_amount,
-        row_number() over (
-            partition by bills.customer_id
-            order by bills.due_date, bills.issue_date, bills.bill_id
-        ) as bill_sequence,
         sum(bills.bill_amount) over (
             partition by bills.customer_id
             order by bills.due_date, bills.issue_date, bills.bill_id
             rows between unbounded preceding and current row
-        ) as billed_through_amount
+        ) as bill_key,
+        sum(bills.bill_amount) over (
+            partition by bills.customer_id
+            order by bills.due_date, bills.issue_date, bills.bill_id
+            rows between unbounded preceding and current row
+        ) - bills.bill_amount as range_start
     from bills
     where bills.bill_status <> 'cancelled' and bills.bill_amount > 0
+
+),
+
+bill_totals as (
+
+    select
+        receivables.customer_id,
+        max(receivables.bill_key) as billed_amount
+    from receivables
+    group by receivables.customer_id
 
 ),
 
@@ -90,21 +298,27 @@ credits as (
 
 ),
 
+-- credit_key: the credit's end position, increasing in arrival order (amounts are positive)
 credits_sequenced as (
 
     select
-        credits.*,
-        row_number() over (
-            partition by credits.customer_id
-            order by credits.credited_at, credits.credit_id
-        ) as credit_sequence,
-        sum(credits.credit_amount) over (
-            partition by credits.customer_id
-            order by credits.credited_at, credits.credit_id
-            rows between unbounded preceding and current row
-        ) as credited_through_amount
-    from credits
-    where credits.credit_amount > 0
+        running.customer_id,
+        running.credit_id,
+        running.credit_kind,
+        running.credited_at,
+        running.credit_key,
+        running.credit_key - running.credit_amount as range_start
+    from (
+        select
+            credits.*,
+            sum(credits.credit_amount) over (
+                partition by credits.customer_id
+                order by credits.credited_at, credits.credit_id
+                rows between unbounded preceding and current row
+            ) as credit_key
+        from credits
+        where credits.credit_amount > 0
+    ) as running
 
 ),
 
@@ -112,21 +326,21 @@ credit_totals as (
 
     select
         credits_sequenced.customer_id,
-        max(credits_sequenced.credited_through_amount) as credited_amount
+        max(credits_sequenced.credit_key) as credited_amount
     from credits_sequenced
     group by credits_sequenced.customer_id
 
 ),
 
-bill_totals as (
+lowest_positions as (
 
     select
-        receivables.customer_id,
-        max(receivables.billed_through_amount) as billed_amount
-    from receivables
-    group by receivables.customer_id
+        credit_totals.customer_id,
+        0 as position_amount
+    from credit_totals
 
 ),
+{%- endif %}
 
 customer_totals as (
 
@@ -144,18 +358,18 @@ break_points as (
 
     select
         receivables.customer_id,
-        receivables.billed_through_amount - receivables.bill_amount as range_start,
-        receivables.bill_sequence,
-        cast(null as bigint) as credit_sequence
+        receivables.range_start,
+        receivables.bill_key,
+        cast(null as numeric) as credit_key
     from receivables
 
     union all
 
     select
         credits_sequenced.customer_id,
-        credits_sequenced.credited_through_amount - credits_sequenced.credit_amount as range_start,
-        cast(null as bigint) as bill_sequence,
-        credits_sequenced.credit_sequence
+        credits_sequenced.range_start,
+        cast(null as numeric) as bill_key,
+        credits_sequenced.credit_key
     from credits_sequenced
 
     union all
@@ -164,9 +378,12 @@ break_points as (
     select
         customer_totals.customer_id,
         customer_totals.billed_amount as range_start,
-        cast(null as bigint) as bill_sequence,
-        cast(null as bigint) as credit_sequence
+        cast(null as numeric) as bill_key,
+        cast(null as numeric) as credit_key
     from customer_totals
+    inner join lowest_positions
+        on customer_totals.customer_id = lowest_positions.customer_id
+    where customer_totals.billed_amount >= lowest_positions.position_amount
 
 ),
 
@@ -177,18 +394,18 @@ segments as (
         break_points.range_start,
         lead(break_points.range_start) over (
             partition by break_points.customer_id
-            order by break_points.range_start, break_points.bill_sequence, break_points.credit_sequence
+            order by break_points.range_start, break_points.bill_key, break_points.credit_key
         ) as next_range_start,
-        max(break_points.bill_sequence) over (
+        max(break_points.bill_key) over (
             partition by break_points.customer_id
-            order by break_points.range_start, break_points.bill_sequence, break_points.credit_sequence
+            order by break_points.range_start, break_points.bill_key, break_points.credit_key
             rows between unbounded preceding and current row
-        ) as bill_sequence,
-        max(break_points.credit_sequence) over (
+        ) as bill_key,
+        max(break_points.credit_key) over (
             partition by break_points.customer_id
-            order by break_points.range_start, break_points.bill_sequence, break_points.credit_sequence
+            order by break_points.range_start, break_points.bill_key, break_points.credit_key
             rows between unbounded preceding and current row
-        ) as credit_sequence
+        ) as credit_key
     from break_points
 
 ),
@@ -199,10 +416,11 @@ allocated_segments as (
     -- to the bill whose range holds it; past the last credit it is unpaid (no allocation)
     select
         segments.customer_id,
+        segments.range_start,
         case
-            when segments.range_start < customer_totals.billed_amount then segments.bill_sequence
-        end as bill_sequence,
-        segments.credit_sequence,
+            when segments.range_start < customer_totals.billed_amount then segments.bill_key
+        end as bill_key,
+        segments.credit_key,
         least(
             coalesce(segments.next_range_start, customer_totals.credited_amount),
             customer_totals.credited_amount
@@ -211,20 +429,23 @@ allocated_segments as (
     inner join customer_totals
         on segments.customer_id = customer_totals.customer_id
     where
-        segments.credit_sequence is not null
+        segments.credit_key is not null
         and segments.range_start < customer_totals.credited_amount
 
 ),
 
+-- a bill's and a credit's ranges overlap in one interval: each row is one range of positions
 allocations as (
 
     select
         allocated_segments.customer_id,
-        allocated_segments.bill_sequence,
-        allocated_segments.credit_sequence,
-        sum(allocated_segments.segment_amount) as allocated_amount
+        allocated_segments.bill_key,
+        allocated_segments.credit_key,
+        sum(allocated_segments.segment_amount) as allocated_amount,
+        min(allocated_segments.range_start) as position_from_amount,
+        max(allocated_segments.range_start + allocated_segments.segment_amount) as position_to_amount
     from allocated_segments
-    group by allocated_segments.customer_id, allocated_segments.bill_sequence, allocated_segments.credit_sequence
+    group by allocated_segments.customer_id, allocated_segments.bill_key, allocated_segments.credit_key
     having sum(allocated_segments.segment_amount) > 0
 
 ),
@@ -249,16 +470,37 @@ final as (
         receivables.due_date as bill_due_date,
         receivables.bill_id is null as is_unapplied_credit,
         coalesce(credits_sequenced.credited_at < cast(receivables.issue_date as timestamp), false)
-            as is_advance_payment
+            as is_advance_payment,
+        allocations.position_from_amount,
+        allocations.position_to_amount,
+        -- the newest load of the later of the credit's month and the bill's due month (clamped to
+        -- the data horizon): a load touching an earlier month cuts the row (ADR 0112)
+        ledger.source_load_id
     from allocations
     inner join credits_sequenced
         on
             allocations.customer_id = credits_sequenced.customer_id
-            and allocations.credit_sequence = credits_sequenced.credit_sequence
+            and allocations.credit_key = credits_sequenced.credit_key
     left join receivables
         on
             allocations.customer_id = receivables.customer_id
-            and allocations.bill_sequence = receivables.bill_sequence
+            and allocations.bill_key = receivables.bill_key
+    cross join ledger_horizon
+    left join ledger
+        on
+            ledger.month_start_date = greatest(
+                least(
+                    greatest(
+                        {{ gridcredit.month_start('credits_sequenced.credited_at') }},
+                        coalesce(
+                            {{ gridcredit.month_start('receivables.due_date') }},
+                            {{ gridcredit.month_start('credits_sequenced.credited_at') }}
+                        )
+                    ),
+                    ledger_horizon.last_month
+                ),
+                ledger_horizon.first_month
+            )
 
 )
 
