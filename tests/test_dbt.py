@@ -223,7 +223,9 @@ def test_customer_month_has_one_row_per_customer_per_month(built_warehouse):
 def test_month_rebuilt_models_are_indexed_by_customer_and_month(built_warehouse):
     """An incremental run joins one month of these models on (customer, month); with only the month
     index PostgreSQL looked each row up by scanning its whole month (ADR 0100)."""
-    month_rebuilt = [t for t in INCREMENTAL_MARTS if not t.startswith("staging.")]
+    # the allocation is rebuilt by amount position, not by month (ADR 0112)
+    month_rebuilt = [t for t in INCREMENTAL_MARTS
+                     if not t.startswith("staging.") and t != "intermediate.int_payments_allocated_to_bills"]
     with psycopg.connect(built_warehouse.url) as pg:
         for table in month_rebuilt:
             schema, name = table.split(".")
@@ -356,6 +358,37 @@ def test_readings_key_is_held_by_the_database_and_its_test_can_fail(clone, tmp_p
         cwd=PROJECT, env=dbt_environment(clone), capture_output=True, text=True, timeout=600,
     )
     assert result.returncode != 0 and "FAIL 1 gridcredit_unique_combination_of_columns" in result.stdout, \
+        result.stdout[-3000:]
+
+
+def test_a_primary_key_is_held_by_the_database_and_its_unique_test_can_fail(clone, tmp_path):
+    """The customer-month key has a unique index (a duplicate cannot be inserted), so dbt's `unique`
+    test reads the catalogue; without the index it groups the table and fails on a duplicate
+    (docs/decisions/0113)."""
+    table = "marts_core.fct_customer_months"
+    duplicate = f"insert into {table} select * from {table} order by customer_month_id limit 1"
+    target = tmp_path / "dbt-target-unique"
+    command = [DBT, "test", "--select", "fct_customer_months,test_name:unique",
+               "--target-path", str(target), "--log-path", str(target / "logs")]
+    with psycopg.connect(clone.url) as pg:
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            pg.execute(duplicate)
+        pg.rollback()
+    held = subprocess.run(command, cwd=PROJECT, env=dbt_environment(clone), capture_output=True, text=True,
+                          timeout=600)
+    assert held.returncode == 0 and "PASS=1 " in held.stdout, held.stdout[-3000:]
+    compiled = next((target / "compiled").rglob("unique_fct_customer_months_customer_month_id*.sql")).read_text()
+    assert "pg_catalog.pg_index" in compiled
+    with psycopg.connect(clone.url) as pg:
+        index = pg.execute(
+            "select indexrelid::regclass::text from pg_index where indrelid = %s::regclass and indisunique"
+            " and indnkeyatts = 1", [table]).fetchone()[0]
+        pg.execute(f"drop index {index}")
+        pg.execute(duplicate)
+        pg.commit()
+    result = subprocess.run(command, cwd=PROJECT, env=dbt_environment(clone), capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode != 0 and "FAIL 1 unique_fct_customer_months_customer_month_id" in result.stdout, \
         result.stdout[-3000:]
 
 
@@ -614,6 +647,12 @@ def test_changed_month_tests_read_only_rebuilt_months_and_still_fail(clone, tmp_
         pg.execute("update marts_core.fct_customer_months set arrears_amount = -1 where customer_month_id ="
                    " (select min(customer_month_id) from marts_core.fct_customer_months where month_start_date = %s)",
                    [first])
+        # the key's unique index refuses the duplicate (ADR 0113): without it, the tests must find it
+        index = pg.execute(
+            "select indexrelid::regclass::text from pg_index"
+            " where indrelid = 'marts_core.fct_customer_months'::regclass and indisunique and indnkeyatts = 1"
+        ).fetchone()[0]
+        pg.execute(f"drop index {index}")
         pg.execute("insert into marts_core.fct_customer_months select * from marts_core.fct_customer_months"
                    " where month_start_date = %s order by customer_month_id limit 1 offset 1", [first])
         pg.execute("update marts_core.fct_customer_months set days_past_due = -1 where customer_month_id ="

@@ -21,9 +21,14 @@
     steady-state month at 100k over all incremental models, 31.6 s for fct_credit_decisions alone:
     docs/decisions/0109).
     `reached_back_by`: see reprocess_from_month().
+    `primary_key` (optional): a column the database holds unique (a unique index), so the `unique`
+    test reads the catalogue instead of grouping the table (docs/decisions/0113).
 -#}
-{% macro incremental_by_month(unique_key='month_start_date', customer_keyed=true, reached_back_by=none) -%}
+{% macro incremental_by_month(unique_key='month_start_date', customer_keyed=true, reached_back_by=none, primary_key=none) -%}
     {%- set indexes = [{'columns': [unique_key]}, {'columns': ['source_load_id']}] -%}
+    {%- if primary_key -%}
+        {%- do indexes.append({'columns': [primary_key], 'unique': True}) -%}
+    {%- endif -%}
     {%- if customer_keyed -%}
         {%- do indexes.append({'columns': ['customer_id', unique_key]}) -%}
     {%- endif -%}

@@ -3,7 +3,7 @@
 -- environment). Each formula is defined once in docs/indicators.md and unit-tested. Windows run
 -- over the customer's consecutive months (12m = the month and the 11 before); rebuilding a month
 -- needs 23 months of history before it, which the input filter keeps.
-{%- set reprocess_from = gridcredit.incremental_by_month() %}
+{%- set reprocess_from = gridcredit.incremental_by_month(primary_key='customer_month_id') %}
 
 with
 

@@ -5,7 +5,7 @@
 {#- Indexed by customer and month too (incremental_by_month): marts join a few rows (inspections,
     decisions) to their customer-month; with only the month index PostgreSQL scanned a whole month
     per row (the theft inspection outcomes ran over 17 min at 100k, session 8). -#}
-{%- set reprocess_from = gridcredit.incremental_by_month() %}
+{%- set reprocess_from = gridcredit.incremental_by_month(primary_key='customer_month_id') %}
 
 with
 

@@ -5,7 +5,7 @@
 -- reading changes no earlier row. The exposure and payment-trend indicators (docs/indicators.md,
 -- ADR 0033) run over the customer's consecutive months up to the as-of month (6m = the month and
 -- the 5 before); rebuilding a month reads the 5 months before it.
-{%- set reprocess_from = gridcredit.incremental_by_month(unique_key='as_of_month') %}
+{%- set reprocess_from = gridcredit.incremental_by_month(unique_key='as_of_month', primary_key='customer_month_id') %}
 
 with
 

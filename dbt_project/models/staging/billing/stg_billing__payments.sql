@@ -12,7 +12,7 @@
         on_schema_change='fail',
         meta={'written_by_load': 'load_id'},
         post_hook='{{ gridcredit.analyze_table(this) }}',
-        indexes=[{'columns': ['load_id'], 'type': 'brin'}],
+        indexes=[{'columns': ['load_id'], 'type': 'brin'}, {'columns': ['payment_id'], 'unique': True}],
     )
 }}
 with
