@@ -432,6 +432,10 @@ class IncrementalMart:
     schema: str  # the published schema, e.g. marts_core
     table: str
     month_column: str  # the model's unique_key: whole months are replaced (delete+insert)
+    # False (`meta.build_area_catch_up: false`): a build table that exists is left for dbt to bring up
+    # to date. For a model that rebuilds many months each run, copying the months the last run rebuilt
+    # costs more than rebuilding one month more (fct_customer_month_labels, docs/decisions/0114).
+    copy_months: bool = True
 
 
 def incremental_marts(manifest: dict) -> list[IncrementalMart]:
@@ -445,7 +449,8 @@ def incremental_marts(manifest: dict) -> list[IncrementalMart]:
         key = config.get("unique_key")
         if not PUBLISHED_SCHEMA.match(schema) or not isinstance(key, str):
             continue
-        marts.append(IncrementalMart(schema, node.get("alias") or node["name"], key))
+        copy_months = (config.get("meta") or {}).get("build_area_catch_up", True) is not False
+        marts.append(IncrementalMart(schema, node.get("alias") or node["name"], key, copy_months))
     return sorted(marts, key=lambda mart: (mart.schema, mart.table))
 
 
@@ -502,7 +507,7 @@ def catch_up_build_area(
                 # (columns, constraints, indexes, comments), as dbt's own build would have made it.
                 pg.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(build)))
                 pg.execute(sql.SQL("create table {} (like {} including all)").format(target, published))
-            elif build_columns != published_columns:
+            elif build_columns != published_columns or not mart.copy_months:
                 continue
             month = sql.Identifier(mart.month_column)
             months = [

@@ -413,11 +413,15 @@ alter table {SCHEMA}.model_run_attempts add column if not exists database_user t
 """
 
 
-def create_table_sql(table: Table, schema: str = SCHEMA, unlogged: bool = False, with_comments: bool = True) -> str:
+def create_table_sql(
+    table: Table, schema: str = SCHEMA, unlogged: bool = False, with_comments: bool = True, storage: str = ""
+) -> str:
+    """``storage``: storage parameters for ``with (...)``, e.g. ``autovacuum_enabled = false``."""
     cols = ",\n    ".join(f"{c.name} {c.type}{' not null' if c.not_null else ''}" for c in table.columns)
     pk = ", ".join(table.primary_key)
     kind = "unlogged table" if unlogged else "table"
-    statement = f"create {kind} if not exists {schema}.{table.name} (\n    {cols},\n    primary key ({pk})\n);"
+    options = f" with ({storage})" if storage else ""
+    statement = f"create {kind} if not exists {schema}.{table.name} (\n    {cols},\n    primary key ({pk})\n){options};"
     return statement + ("\n" + comments_sql(table, schema) if with_comments else "")
 
 

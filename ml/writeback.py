@@ -177,7 +177,13 @@ class BuildArea:
             pg.execute(create_table_sql(table, BUILD_SCHEMA, with_comments=False))
             for c in table.columns:  # columns added by a later version of ml/schema.py
                 pg.execute(f"alter table {BUILD_SCHEMA}.{table.name} add column if not exists {c.name} {c.type}")
-            pg.execute(create_table_sql(_changes_table(table), BUILD_SCHEMA, with_comments=False))
+            # Truncated at every publication, so never worth vacuuming; an autovacuum on one deadlocked
+            # with the publication's truncate (a 30k bench run, session 18: the publish retried, 10 s).
+            pg.execute(
+                create_table_sql(
+                    _changes_table(table), BUILD_SCHEMA, with_comments=False, storage="autovacuum_enabled = false"
+                )
+            )
         pg.commit()
         tracked = _ensure_sync_tracking(pg)
         _tracking_on(pg)

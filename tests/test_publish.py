@@ -284,6 +284,11 @@ def test_catch_up_copies_newer_published_months_and_keeps_newer_build_months(fre
             insert into marts_core.changed values ('2024-01-01', 9, 1);
             create table marts_ml.features (as_of_month date primary key, source_load_id bigint not null);
             insert into marts_ml.features values ('2024-01-01', 1), ('2024-02-01', 3);
+            create schema marts_ml__build;
+            create table marts_ml.labels (as_of_month date primary key, source_load_id bigint not null);
+            create table marts_ml__build.labels (like marts_ml.labels including all);
+            insert into marts_ml.labels values ('2024-01-01', 1), ('2024-02-01', 3);
+            insert into marts_ml__build.labels values ('2024-01-01', 1);
         """)
     manifest = {"nodes": {
         "model.gridcredit.months": {"resource_type": "model", "name": "months", "schema": "marts_core__build",
@@ -292,6 +297,10 @@ def test_catch_up_copies_newer_published_months_and_keeps_newer_build_months(fre
                                      "config": {"materialized": "incremental", "unique_key": "month_start_date"}},
         "model.gridcredit.features": {"resource_type": "model", "name": "features", "schema": "marts_ml__build",
                                       "config": {"materialized": "incremental", "unique_key": "as_of_month"}},
+        # rebuilds many months a run: an existing build table is left to dbt (ADR 0114)
+        "model.gridcredit.labels": {"resource_type": "model", "name": "labels", "schema": "marts_ml__build",
+                                    "config": {"materialized": "incremental", "unique_key": "as_of_month",
+                                               "meta": {"build_area_catch_up": False}}},
         "model.gridcredit.staged": {"resource_type": "model", "name": "staged", "schema": "staging",
                                     "config": {"materialized": "incremental", "unique_key": "month_start_date"}},
         "model.gridcredit.table": {"resource_type": "model", "name": "table", "schema": "marts_core__build",
@@ -300,7 +309,8 @@ def test_catch_up_copies_newer_published_months_and_keeps_newer_build_months(fre
     marts = incremental_marts(manifest)
     assert marts == [IncrementalMart("marts_core", "changed", "month_start_date"),
                      IncrementalMart("marts_core", "months", "month_start_date"),
-                     IncrementalMart("marts_ml", "features", "as_of_month")]
+                     IncrementalMart("marts_ml", "features", "as_of_month"),
+                     IncrementalMart("marts_ml", "labels", "as_of_month", copy_months=False)]
     copied = catch_up_build_area(fresh_database, marts, work_as=None)
     assert copied == {"marts_core.months": 1, "marts_ml.features": 2}
     with psycopg.connect(fresh_database.url) as pg:
@@ -310,6 +320,7 @@ def test_catch_up_copies_newer_published_months_and_keeps_newer_build_months(fre
                         ("2024-02-01", "a", 30, 3), ("2024-03-01", "a", 400, 4)]
         assert pg.execute("select count(*) from marts_core__build.changed").fetchone()[0] == 0
         assert pg.execute("select count(*) from marts_ml__build.features").fetchone()[0] == 2
+        assert pg.execute("select count(*) from marts_ml__build.labels").fetchone()[0] == 1
         # created like the published table: its primary key came along
         assert pg.execute("select count(*) from pg_constraint where conrelid = 'marts_ml__build.features'::regclass"
                           " and contype = 'p'").fetchone()[0] == 1

@@ -9,13 +9,17 @@
 -- the data horizon moves, which decides the labels whose windows run past it: the same months). No
 -- `meta.rebuilt_by_month`: those months start before the ledger's, so the pipeline's scoped tests
 -- (ADR 0021) would skip some of them; this model's tests read every row.
+-- `meta.build_area_catch_up: false`: each run rebuilds 13 as-of months, so the pipeline does not copy
+-- the months the last run rebuilt into the build area; dbt rebuilds one month more (ADR 0114).
 {{ config(
     materialized='incremental',
     unique_key='as_of_month',
     incremental_strategy='delete+insert',
     on_schema_change='fail',
+    meta={'build_area_catch_up': false},
     indexes=[
         {'columns': ['as_of_month']}, {'columns': ['customer_id', 'as_of_month']}, {'columns': ['source_load_id']},
+        {'columns': ['customer_month_id'], 'unique': True},
     ],
 ) }}
 {%- set reprocess_from = gridcredit.reprocess_from_month(ref('int_load_ledger_months')) %}
