@@ -109,7 +109,8 @@ bill_totals as (
 
 ),
 
-new_payments as (
+-- the credits dated from the rebuilt months on, of the cut customers only
+credit_payments as (
 
     select payments.*
     from payments
@@ -119,111 +120,16 @@ new_payments as (
 
 ),
 
-reversals as (
+credit_note_bills as (
 
-    select
-        payments.customer_id,
-        payments.reverses_payment_id as payment_id,
-        sum(payments.payment_amount) as reversed_amount
-    from payments
-    where payments.reverses_payment_id is not null
-    group by payments.customer_id, payments.reverses_payment_id
-
-),
-
-new_credits as (
-
-    select
-        new_payments.customer_id,
-        new_payments.payment_id as credit_id,
-        'payment' as credit_kind,
-        new_payments.paid_at as credited_at,
-        new_payments.payment_amount + coalesce(reversals.reversed_amount, 0) as credit_amount
-    from new_payments
-    left join reversals
-        on
-            new_payments.customer_id = reversals.customer_id
-            and new_payments.payment_id = reversals.payment_id
-    where new_payments.reverses_payment_id is null
-
-    union all
-
-    select
-        bills.customer_id,
-        bills.bill_id as credit_id,
-        'credit_note' as credit_kind,
-        cast(bills.issue_date as timestamp) as credited_at,
-        -bills.bill_amount as credit_amount
+    select bills.*
     from bills
     inner join cuts
         on bills.customer_id = cuts.customer_id
-    where
-        bills.bill_status <> 'cancelled' and bills.bill_amount < 0
-        and cast(bills.issue_date as timestamp) >= cuts.credits_from
+    where cast(bills.issue_date as timestamp) >= cuts.credits_from
 
 ),
 
--- credit_key: the credit's end position. Credits dated before the rebuilt months keep theirs
--- (from the cut rows); the new ones follow them in arrival order.
-credits_sequenced as (
-
-    select
-        cut_rows.customer_id,
-        cut_rows.credit_id,
-        cut_rows.credit_kind,
-        cut_rows.credited_at,
-        max(cut_rows.position_to_amount) as credit_key,
-        min(cut_rows.position_from_amount) as range_start
-    from cut_rows
-    inner join cuts
-        on cut_rows.customer_id = cuts.customer_id
-    where cut_rows.credited_at < cuts.credits_from
-    group by cut_rows.customer_id, cut_rows.credit_id, cut_rows.credit_kind, cut_rows.credited_at
-
-    union all
-
-    select
-        running.customer_id,
-        running.credit_id,
-        running.credit_kind,
-        running.credited_at,
-        running.credit_key,
-        greatest(running.credit_key - running.credit_amount, running.cut_amount) as range_start
-    from (
-        select
-            new_credits.*,
-            cuts.cut_amount,
-            cuts.credited_before_amount + sum(new_credits.credit_amount) over (
-                partition by new_credits.customer_id
-                order by new_credits.credited_at, new_credits.credit_id
-                rows between unbounded preceding and current row
-            ) as credit_key
-        from new_credits
-        inner join cuts
-            on new_credits.customer_id = cuts.customer_id
-        where new_credits.credit_amount > 0
-    ) as running
-
-),
-
-credit_totals as (
-
-    select
-        credits_sequenced.customer_id,
-        max(credits_sequenced.credit_key) as credited_amount
-    from credits_sequenced
-    group by credits_sequenced.customer_id
-
-),
-
-lowest_positions as (
-
-    select
-        cuts.customer_id,
-        cuts.cut_amount as position_amount
-    from cuts
-
-),
 {%- else %}
 -- bill_key: the bill's end position, increasing in allocation order (amounts are positive)
 receivables as (
@@ -258,6 +164,20 @@ bill_totals as (
 
 ),
 
+credit_payments as (
+
+    select * from payments
+
+),
+
+credit_note_bills as (
+
+    select * from bills
+
+),
+
+{%- endif %}
+
 reversals as (
 
     select
@@ -270,34 +190,81 @@ reversals as (
 
 ),
 
+-- payments net of their reversals (all of them: a reversal may come later than its payment's
+-- month) and credit notes (negative bills; cancelled ones owe nothing)
 credits as (
 
     select
-        payments.customer_id,
-        payments.payment_id as credit_id,
+        credit_payments.customer_id,
+        credit_payments.payment_id as credit_id,
         'payment' as credit_kind,
-        payments.paid_at as credited_at,
-        payments.payment_amount + coalesce(reversals.reversed_amount, 0) as credit_amount
-    from payments
+        credit_payments.paid_at as credited_at,
+        credit_payments.payment_amount + coalesce(reversals.reversed_amount, 0) as credit_amount
+    from credit_payments
     left join reversals
         on
-            payments.customer_id = reversals.customer_id
-            and payments.payment_id = reversals.payment_id
-    where payments.reverses_payment_id is null
+            credit_payments.customer_id = reversals.customer_id
+            and credit_payments.payment_id = reversals.payment_id
+    where credit_payments.reverses_payment_id is null
 
     union all
 
     select
-        bills.customer_id,
-        bills.bill_id as credit_id,
+        credit_note_bills.customer_id,
+        credit_note_bills.bill_id as credit_id,
         'credit_note' as credit_kind,
-        cast(bills.issue_date as timestamp) as credited_at,
-        -bills.bill_amount as credit_amount
-    from bills
-    where bills.bill_status <> 'cancelled' and bills.bill_amount < 0
+        cast(credit_note_bills.issue_date as timestamp) as credited_at,
+        -credit_note_bills.bill_amount as credit_amount
+    from credit_note_bills
+    where credit_note_bills.bill_status <> 'cancelled' and credit_note_bills.bill_amount < 0
 
 ),
 
+{% if tail_only -%}
+-- credit_key: the credit's end position. Credits dated before the rebuilt months keep theirs
+-- (from the cut rows); the new ones follow them in arrival order.
+credits_sequenced as (
+
+    select
+        cut_rows.customer_id,
+        cut_rows.credit_id,
+        cut_rows.credit_kind,
+        cut_rows.credited_at,
+        max(cut_rows.position_to_amount) as credit_key,
+        min(cut_rows.position_from_amount) as range_start
+    from cut_rows
+    inner join cuts
+        on cut_rows.customer_id = cuts.customer_id
+    where cut_rows.credited_at < cuts.credits_from
+    group by cut_rows.customer_id, cut_rows.credit_id, cut_rows.credit_kind, cut_rows.credited_at
+
+    union all
+
+    select
+        running.customer_id,
+        running.credit_id,
+        running.credit_kind,
+        running.credited_at,
+        running.credit_key,
+        greatest(running.credit_key - running.credit_amount, running.cut_amount) as range_start
+    from (
+        select
+            credits.*,
+            cuts.cut_amount,
+            cuts.credited_before_amount + sum(credits.credit_amount) over (
+                partition by credits.customer_id
+                order by credits.credited_at, credits.credit_id
+                rows between unbounded preceding and current row
+            ) as credit_key
+        from credits
+        inner join cuts
+            on credits.customer_id = cuts.customer_id
+        where credits.credit_amount > 0
+    ) as running
+
+),
+
+{%- else %}
 -- credit_key: the credit's end position, increasing in arrival order (amounts are positive)
 credits_sequenced as (
 
@@ -322,6 +289,8 @@ credits_sequenced as (
 
 ),
 
+{%- endif %}
+
 credit_totals as (
 
     select
@@ -332,15 +301,22 @@ credit_totals as (
 
 ),
 
+-- the lowest position allocated here: the customer's cut (tail), or 0 (full build)
 lowest_positions as (
 
+    {% if tail_only -%}
+    select
+        cuts.customer_id,
+        cuts.cut_amount as position_amount
+    from cuts
+    {%- else %}
     select
         credit_totals.customer_id,
         0 as position_amount
     from credit_totals
+    {%- endif %}
 
 ),
-{%- endif %}
 
 customer_totals as (
 
