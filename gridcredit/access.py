@@ -24,6 +24,7 @@ The matrix is asserted as a literal table in tests/test_access.py.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import time
@@ -161,6 +162,8 @@ def static_statements(dbname: str, owner_role: str | None = None) -> list[str]:
             )
         creators = tuple(dict.fromkeys(c for c in (owner_role, owner, *rule.writers) if c))
         out.extend(_schema_statements(schema, rule, creators, owner_role))
+    for schema in sorted({schema for schema, _ in PERSONAL_TABLES}):
+        out.append(f"grant usage on schema {schema} to {RESTRICTED};")  # its personal tables only (below)
     out.append(
         f"create table if not exists {ACCESS_SCHEMA}.analyst_regions (\n"
         "    analyst_role name not null,\n"
@@ -184,8 +187,34 @@ ANALYST_POLICY = "gridcredit_analyst_regions"
 READERS_POLICY = "gridcredit_readers_all_rows"
 
 
-def _current_state(pg: psycopg.Connection) -> tuple[list[str], list[tuple[str, str, str, bool]]]:
-    """Managed schemas present now, and their relations: (schema, name, relkind, has region_code)."""
+# A policy's digest: what PostgreSQL holds for it (command, roles, expressions). The grant pass writes it
+# into the policy's comment with the digest of the statement that created it, and leaves the policy alone
+# while both still match (ADR 0115).
+_POLICY_DIGEST = (
+    "md5(concat_ws('|', p.polcmd, p.polpermissive, p.polroles::regrole[]::text,"
+    " pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)))"
+)
+_POLICY_MARK = "gridcredit access"
+_TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
+_SEQUENCE_PRIVILEGES = ("USAGE", "SELECT")
+
+
+@dataclass(frozen=True)
+class RelationState:
+    """A managed relation as the catalogue holds it now."""
+
+    schema: str
+    name: str
+    kind: str  # pg_class.relkind
+    has_region: bool
+    owner: str
+    row_security: bool
+    privileges: frozenset[tuple[str, str]]  # (grantee, privilege), the owner's own excluded; PUBLIC = 'public'
+    policy_comments: dict[str, str]  # policy name -> its comment as it should read if untouched since written
+
+
+def _current_state(pg: psycopg.Connection) -> tuple[list[str], list[RelationState]]:
+    """Managed schemas present now, and the state of their relations."""
     schemas = [
         row[0]
         for row in pg.execute(
@@ -193,11 +222,19 @@ def _current_state(pg: psycopg.Connection) -> tuple[list[str], list[tuple[str, s
         ).fetchall()
         if schema_rule(row[0]) is not None
     ]
-    relations = pg.execute(
-        """
+    rows = pg.execute(
+        f"""
         select n.nspname, c.relname, c.relkind,
                exists (select from pg_attribute a where a.attrelid = c.oid and a.attname = 'region_code'
-                       and not a.attisdropped)
+                       and not a.attisdropped),
+               c.relowner::regrole::text,
+               c.relrowsecurity,
+               array(select case when acl.grantee = 0 then 'public' else acl.grantee::regrole::text end
+                            || ' ' || acl.privilege_type
+                     from aclexplode(c.relacl) as acl where acl.grantee <> c.relowner),
+               array(select p.polname || ' ' || coalesce(obj_description(p.oid, 'pg_policy'), '')
+                            || ' ' || {_POLICY_DIGEST}
+                     from pg_policy as p where p.polrelid = c.oid)
         from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
         where n.nspname = any(%s) and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
           and not c.relispartition
@@ -205,7 +242,122 @@ def _current_state(pg: psycopg.Connection) -> tuple[list[str], list[tuple[str, s
         """,
         [schemas],
     ).fetchall()
+    relations = []
+    for schema, name, kind, has_region, owner, row_security, privileges, policies in rows:
+        comments = {}
+        for entry in policies:
+            # "<name> <comment> <digest now>": untouched when the comment ends with the digest now.
+            policy, _, rest = entry.partition(" ")
+            comment, _, digest = rest.rpartition(" ")
+            comments[policy] = comment if comment.endswith(f" {digest}") else ""
+        relations.append(
+            RelationState(
+                schema,
+                name,
+                kind,
+                has_region,
+                owner,
+                row_security,
+                frozenset(tuple(entry.split(" ", 1)) for entry in privileges),
+                comments,
+            )
+        )
     return schemas, relations
+
+
+def _statement_mark(statement: str) -> str:
+    return hashlib.md5(statement.encode()).hexdigest()
+
+
+def _policy_statements(rel: str, policy: str, create: str, comment_now: str) -> list[str]:
+    """Drop and create one policy unless it still is what `create` made; comment it with both digests."""
+    mark = f"{_POLICY_MARK} {_statement_mark(create)}"
+    if comment_now.rpartition(" ")[0] == mark:
+        return []
+    literal_rel = sql.Literal(rel).as_string(None)
+    literal_policy = sql.Literal(policy).as_string(None)
+    return [
+        f"drop policy if exists {policy} on {rel};",
+        create,
+        "do $$ begin execute format('comment on policy %I on %s is %L', "
+        f"{literal_policy}, {literal_rel}, {sql.Literal(mark + ' ').as_string(None)} || "
+        f"(select {_POLICY_DIGEST} from pg_policy as p where p.polrelid = {literal_rel}::regclass"
+        f" and p.polname = {literal_policy})); end $$;",
+    ]
+
+
+def relation_statements(relations: list[RelationState], owner_role: str) -> list[str]:
+    """The statements that bring each relation to its schema's rule; none for a relation already there.
+
+    Each pass used to grant, enable row-level security and drop and create both policies on every relation.
+    Those writes to the catalogue and the exclusive locks of the policy statements cost seconds per pass
+    and deadlocked with autovacuum (ADR 0090). Now only what differs is written (ADR 0115).
+    """
+    out: list[str] = []
+    for state in relations:
+        rule = schema_rule(state.schema)
+        rel = f"{sql.Identifier(state.schema).as_string(None)}.{sql.Identifier(state.name).as_string(None)}"
+        owner = rule.owner
+        held = state.privileges
+        if owner in GROUP_ROLES and state.owner != owner and state.owner == owner_role:
+            # Relations created by the warehouse owner (older warehouses, or a stage still running as
+            # the owner) go to the schema's owning role, so dbt/ML can replace them. The owner's grants
+            # move with it: grant everything again.
+            out.append(f"alter table {rel} owner to {owner};")
+            held = frozenset()
+        new_owner = owner if owner in GROUP_ROLES and state.owner == owner_role else state.owner
+
+        def lacks(grantee: str, privileges: tuple[str, ...], held=held, new_owner=new_owner) -> bool:
+            return grantee != new_owner and any((grantee, p) not in held for p in privileges)
+
+        if state.kind == "S":
+            for writer in rule.writers:
+                if lacks(writer, _SEQUENCE_PRIVILEGES):
+                    out.append(f"grant usage, select on sequence {rel} to {writer};")
+            continue
+        if any(grantee == "public" for grantee, _ in state.privileges):
+            out.append(f"revoke all on {rel} from public;")
+        for writer in rule.writers:
+            if lacks(writer, _TABLE_PRIVILEGES):
+                out.append(f"grant select, insert, update, delete, truncate on {rel} to {writer};")
+        readers = _readers(rule)
+        if (state.schema, state.name) in PERSONAL_TABLES:
+            for reader in readers:
+                if any(grantee == reader for grantee, _ in held):
+                    out.append(f"revoke all on {rel} from {reader};")
+            if lacks(RESTRICTED, ("SELECT",)):
+                out.append(f"grant select on {rel} to {RESTRICTED};")
+            continue
+        secured = rule.published and state.has_region and state.kind in ("r", "p")
+        for reader in readers:
+            if reader == ANALYST and rule.published and state.has_region and not secured:
+                continue  # views/matviews with region_code cannot carry row-level security: not granted
+            if lacks(reader, ("SELECT",)):
+                out.append(f"grant select on {rel} to {reader};")
+        if secured:
+            if not state.row_security:
+                out.append(f"alter table {rel} enable row level security;")
+            full_readers = ", ".join(dict.fromkeys(r for r in (*readers, TRANSFORMER) if r != ANALYST))
+            out.extend(
+                _policy_statements(
+                    rel,
+                    READERS_POLICY,
+                    f"create policy {READERS_POLICY} on {rel} for select to {full_readers} using (true);",
+                    state.policy_comments.get(READERS_POLICY, ""),
+                )
+            )
+            out.extend(
+                _policy_statements(
+                    rel,
+                    ANALYST_POLICY,
+                    f"create policy {ANALYST_POLICY} on {rel} for select to {ANALYST} using ("
+                    f"exists (select from {ACCESS_SCHEMA}.analyst_regions as r where r.analyst_role = current_user"
+                    f" and (r.region_code = '*' or r.region_code = {sql.Identifier(state.name).as_string(None)}"
+                    ".region_code)));",
+                    state.policy_comments.get(ANALYST_POLICY, ""),
+                )
+            )
+    return out
 
 
 def apply_access(pg: psycopg.Connection, schemas: list[str] | None = None) -> int:
@@ -214,6 +366,7 @@ def apply_access(pg: psycopg.Connection, schemas: list[str] | None = None) -> in
     Runs on `pg` without committing (call it inside the publish transaction). The connection must be
     the warehouse owner (a superuser, or a role that is a member of every group role). `schemas`
     limits the per-relation part to those schemas and their build areas (`<schema>__*`); None = all.
+    Relations already as their rule wants them get no statement (ADR 0115).
     """
     dbname = pg.execute("select current_database()").fetchone()[0]
     owner_role = pg.execute("select current_user").fetchone()[0]
@@ -224,7 +377,7 @@ def apply_access(pg: psycopg.Connection, schemas: list[str] | None = None) -> in
     if wanted is not None:
         keep = set(wanted)
         schemas = [name for name in schemas if name in keep or name.partition("__")[0] in keep]
-        relations = [rel for rel in relations if rel[0] in schemas]
+        relations = [rel for rel in relations if rel.schema in schemas]
     count = len(statements)
     dynamic: list[str] = []
     for schema in schemas:
@@ -242,48 +395,7 @@ def apply_access(pg: psycopg.Connection, schemas: list[str] | None = None) -> in
             # A build area may be the previously published schema (swapped out): readers leave it.
             quoted = sql.Identifier(schema).as_string(None)
             dynamic.append(f"revoke all on schema {quoted} from {BI_READER}, {ANALYST};")
-    for schema, name, kind, has_region in relations:
-        rule = schema_rule(schema)
-        rel = f"{sql.Identifier(schema).as_string(None)}.{sql.Identifier(name).as_string(None)}"
-        if kind == "S":
-            for writer in rule.writers:
-                dynamic.append(f"grant usage, select on sequence {rel} to {writer};")
-            continue
-        owner = rule.owner
-        if owner in GROUP_ROLES:
-            # Relations created by the warehouse owner (older warehouses, or a stage still running as
-            # the owner) go to the schema's owning role, so dbt/ML can replace them.
-            dynamic.append(
-                f"do $$ begin if (select relowner::regrole::text from pg_class where oid = '{rel}'::regclass) "
-                f"<> '{owner}' and (select relowner::regrole::text from pg_class where oid = '{rel}'::regclass) "
-                f"= current_user then alter table {rel} owner to {owner}; end if; end $$;"
-            )
-        dynamic.append(f"revoke all on {rel} from public;")
-        for writer in rule.writers:
-            dynamic.append(f"grant select, insert, update, delete, truncate on {rel} to {writer};")
-        readers = _readers(rule)
-        if (schema, name) in PERSONAL_TABLES:
-            for reader in readers:
-                dynamic.append(f"revoke all on {rel} from {reader};")
-            dynamic.append(f"grant usage on schema {sql.Identifier(schema).as_string(None)} to {RESTRICTED};")
-            dynamic.append(f"grant select on {rel} to {RESTRICTED};")
-            continue
-        secured = rule.published and has_region and kind in ("r", "p")
-        for reader in readers:
-            if reader == ANALYST and rule.published and has_region and not secured:
-                continue  # views/matviews with region_code cannot carry row-level security: not granted
-            dynamic.append(f"grant select on {rel} to {reader};")
-        if secured:
-            dynamic.append(f"alter table {rel} enable row level security;")
-            dynamic.append(f"drop policy if exists {READERS_POLICY} on {rel};")
-            full_readers = ", ".join(dict.fromkeys(r for r in (*readers, TRANSFORMER) if r != ANALYST))
-            dynamic.append(f"create policy {READERS_POLICY} on {rel} for select to {full_readers} using (true);")
-            dynamic.append(f"drop policy if exists {ANALYST_POLICY} on {rel};")
-            dynamic.append(
-                f"create policy {ANALYST_POLICY} on {rel} for select to {ANALYST} using ("
-                f"exists (select from {ACCESS_SCHEMA}.analyst_regions as r where r.analyst_role = current_user"
-                f" and (r.region_code = '*' or r.region_code = {sql.Identifier(name).as_string(None)}.region_code)));"
-            )
+    dynamic.extend(relation_statements(relations, owner_role))
     if dynamic:
         pg.execute("\n".join(dynamic))
     return count + len(dynamic)

@@ -254,6 +254,61 @@ def test_a_dbt_rebuild_keeps_grants_and_row_level_security(clone):
     assert matrix_mismatches(clone) == []
 
 
+def _pending_relation_statements(pg: psycopg.Connection) -> list[str]:
+    owner_role = pg.execute("select current_user").fetchone()[0]
+    _schemas, relations = access._current_state(pg)
+    return access.relation_statements(relations, owner_role)
+
+
+def test_grant_pass_writes_only_what_differs_and_repairs_every_difference(clone):
+    """After a pass, the next one has nothing to write on any relation (no catalogue write, no lock of
+    the policy statements: ADR 0115). A revoked grant, row-level security switched off, an altered
+    policy, a dropped policy and a relation re-owned by the warehouse owner are each found and put back."""
+    with psycopg.connect(clone.url, autocommit=True) as pg:
+        access.apply_access(pg)
+        assert _pending_relation_statements(pg) == []
+        pg.execute(f"revoke select on marts_core.fct_bills from {access.BI_READER}")
+        pg.execute("alter table marts_collections.fct_top_arrears_accounts disable row level security")
+        pg.execute(f"alter policy {access.ANALYST_POLICY} on marts_core.dim_customers using (true)")
+        pg.execute(f"drop policy {access.READERS_POLICY} on marts_core.fct_customer_months")
+        pg.execute("alter table marts_core.dim_tariffs owner to current_user")
+        pending = _pending_relation_statements(pg)
+        touched = {
+            name
+            for name in (
+                "dim_customers",
+                "fct_top_arrears_accounts",
+                "fct_bills",
+                "fct_customer_months",
+                "dim_tariffs",
+            )
+            if any(f'"{name}"' in statement for statement in pending)
+        }
+        assert touched == {
+            "dim_customers",
+            "fct_top_arrears_accounts",
+            "fct_bills",
+            "fct_customer_months",
+            "dim_tariffs",
+        }
+        assert all(any(f'"{name}"' in statement for name in touched) for statement in pending), (
+            "a statement for a relation that was not changed"
+        )
+        access.apply_access(pg)
+        assert _pending_relation_statements(pg) == []
+        qual = pg.execute(
+            "select qual from pg_policies where schemaname = 'marts_core' and tablename = 'dim_customers'"
+            " and policyname = %s",
+            [access.ANALYST_POLICY],
+        ).fetchone()[0]
+        owner = pg.execute(
+            "select relowner::regrole::text from pg_class where oid = 'marts_core.dim_tariffs'::regclass"
+        ).fetchone()[0]
+    assert "analyst_regions" in qual
+    assert owner == access.TRANSFORMER
+    assert matrix_mismatches(clone) == []
+
+
 def test_privilege_mismatch_is_detected(clone):
     """The matrix test can fail: one stray grant is reported."""
     with psycopg.connect(clone.url, autocommit=True) as pg:
