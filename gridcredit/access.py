@@ -294,69 +294,88 @@ def relation_statements(relations: list[RelationState], owner_role: str) -> list
     and deadlocked with autovacuum (ADR 0090). Now only what differs is written (ADR 0115).
     """
     out: list[str] = []
+    exclusive: list[str] = []
     for state in relations:
-        rule = schema_rule(state.schema)
         rel = f"{sql.Identifier(state.schema).as_string(None)}.{sql.Identifier(state.name).as_string(None)}"
-        owner = rule.owner
-        held = state.privileges
-        if owner in GROUP_ROLES and state.owner != owner and state.owner == owner_role:
-            # Relations created by the warehouse owner (older warehouses, or a stage still running as
-            # the owner) go to the schema's owning role, so dbt/ML can replace them. The owner's grants
-            # move with it: grant everything again.
-            out.append(f"alter table {rel} owner to {owner};")
-            held = frozenset()
-        new_owner = owner if owner in GROUP_ROLES and state.owner == owner_role else state.owner
+        statements = _statements_of(state, rel, owner_role)
+        if any(statement.startswith(_EXCLUSIVE_STATEMENTS) for statement in statements):
+            exclusive.append(rel)
+        out.extend(statements)
+    if exclusive:
+        # Locks first, before any grant rewrites a pg_class row: an autovacuum of a relation whose row
+        # this transaction rewrote waits for it, and a later `alter table` there would wait for the
+        # autovacuum (the deadlock of ADR 0090). Taken first, the lock waits for the autovacuum instead.
+        out.insert(0, f"lock table {', '.join(exclusive)} in access exclusive mode;")
+    return out
 
-        def lacks(grantee: str, privileges: tuple[str, ...], held=held, new_owner=new_owner) -> bool:
-            return grantee != new_owner and any((grantee, p) not in held for p in privileges)
 
-        if state.kind == "S":
-            for writer in rule.writers:
-                if lacks(writer, _SEQUENCE_PRIVILEGES):
-                    out.append(f"grant usage, select on sequence {rel} to {writer};")
-            continue
-        if any(grantee == "public" for grantee, _ in state.privileges):
-            out.append(f"revoke all on {rel} from public;")
+_EXCLUSIVE_STATEMENTS = ("alter table", "drop policy", "create policy")
+
+
+def _statements_of(state: RelationState, rel: str, owner_role: str) -> list[str]:
+    """What one relation needs to match its schema's rule (see relation_statements)."""
+    out: list[str] = []
+    rule = schema_rule(state.schema)
+    owner = rule.owner
+    held = state.privileges
+    if owner in GROUP_ROLES and state.owner != owner and state.owner == owner_role:
+        # Relations created by the warehouse owner (older warehouses, or a stage still running as
+        # the owner) go to the schema's owning role, so dbt/ML can replace them. The owner's grants
+        # move with it: grant everything again.
+        out.append(f"alter table {rel} owner to {owner};")
+        held = frozenset()
+    new_owner = owner if owner in GROUP_ROLES and state.owner == owner_role else state.owner
+
+    def lacks(grantee: str, privileges: tuple[str, ...], held=held, new_owner=new_owner) -> bool:
+        return grantee != new_owner and any((grantee, p) not in held for p in privileges)
+
+    if state.kind == "S":
         for writer in rule.writers:
-            if lacks(writer, _TABLE_PRIVILEGES):
-                out.append(f"grant select, insert, update, delete, truncate on {rel} to {writer};")
-        readers = _readers(rule)
-        if (state.schema, state.name) in PERSONAL_TABLES:
-            for reader in readers:
-                if any(grantee == reader for grantee, _ in held):
-                    out.append(f"revoke all on {rel} from {reader};")
-            if lacks(RESTRICTED, ("SELECT",)):
-                out.append(f"grant select on {rel} to {RESTRICTED};")
-            continue
-        secured = rule.published and state.has_region and state.kind in ("r", "p")
+            if lacks(writer, _SEQUENCE_PRIVILEGES):
+                out.append(f"grant usage, select on sequence {rel} to {writer};")
+        return out
+    if any(grantee == "public" for grantee, _ in state.privileges):
+        out.append(f"revoke all on {rel} from public;")
+    for writer in rule.writers:
+        if lacks(writer, _TABLE_PRIVILEGES):
+            out.append(f"grant select, insert, update, delete, truncate on {rel} to {writer};")
+    readers = _readers(rule)
+    if (state.schema, state.name) in PERSONAL_TABLES:
         for reader in readers:
-            if reader == ANALYST and rule.published and state.has_region and not secured:
-                continue  # views/matviews with region_code cannot carry row-level security: not granted
-            if lacks(reader, ("SELECT",)):
-                out.append(f"grant select on {rel} to {reader};")
-        if secured:
-            if not state.row_security:
-                out.append(f"alter table {rel} enable row level security;")
-            full_readers = ", ".join(dict.fromkeys(r for r in (*readers, TRANSFORMER) if r != ANALYST))
-            out.extend(
-                _policy_statements(
-                    rel,
-                    READERS_POLICY,
-                    f"create policy {READERS_POLICY} on {rel} for select to {full_readers} using (true);",
-                    state.policy_comments.get(READERS_POLICY, ""),
-                )
+            if any(grantee == reader for grantee, _ in held):
+                out.append(f"revoke all on {rel} from {reader};")
+        if lacks(RESTRICTED, ("SELECT",)):
+            out.append(f"grant select on {rel} to {RESTRICTED};")
+        return out
+    secured = rule.published and state.has_region and state.kind in ("r", "p")
+    for reader in readers:
+        if reader == ANALYST and rule.published and state.has_region and not secured:
+            continue  # views/matviews with region_code cannot carry row-level security: not granted
+        if lacks(reader, ("SELECT",)):
+            out.append(f"grant select on {rel} to {reader};")
+    if secured:
+        if not state.row_security:
+            out.append(f"alter table {rel} enable row level security;")
+        full_readers = ", ".join(dict.fromkeys(r for r in (*readers, TRANSFORMER) if r != ANALYST))
+        out.extend(
+            _policy_statements(
+                rel,
+                READERS_POLICY,
+                f"create policy {READERS_POLICY} on {rel} for select to {full_readers} using (true);",
+                state.policy_comments.get(READERS_POLICY, ""),
             )
-            out.extend(
-                _policy_statements(
-                    rel,
-                    ANALYST_POLICY,
-                    f"create policy {ANALYST_POLICY} on {rel} for select to {ANALYST} using ("
-                    f"exists (select from {ACCESS_SCHEMA}.analyst_regions as r where r.analyst_role = current_user"
-                    f" and (r.region_code = '*' or r.region_code = {sql.Identifier(state.name).as_string(None)}"
-                    ".region_code)));",
-                    state.policy_comments.get(ANALYST_POLICY, ""),
-                )
+        )
+        out.extend(
+            _policy_statements(
+                rel,
+                ANALYST_POLICY,
+                f"create policy {ANALYST_POLICY} on {rel} for select to {ANALYST} using ("
+                f"exists (select from {ACCESS_SCHEMA}.analyst_regions as r where r.analyst_role = current_user"
+                f" and (r.region_code = '*' or r.region_code = {sql.Identifier(state.name).as_string(None)}"
+                ".region_code)));",
+                state.policy_comments.get(ANALYST_POLICY, ""),
             )
+        )
     return out
 
 

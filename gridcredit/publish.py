@@ -17,8 +17,10 @@ run there. Only then :func:`publish` opens one transaction that
 5. records the publication in ``ops.publications`` and commits.
 
 A crash anywhere before the commit leaves every published schema exactly as it was. The switch
-waits at most ``publish.lock_timeout`` for each lock (a reader's long query or open transaction on a
-published table, which would otherwise queue every later reader behind the switch) and is retried
+waits at most ``publish.lock_timeout`` for each lock (a session writing to a published ML table, or
+a reader of a published table whose grants or row-level security must be repaired: ADR 0115 leaves
+correct tables alone, so plain readers no longer hold it up; a wait would queue every later reader
+behind the switch) and is retried
 as a whole, ``publish.attempts`` times, after a lock timeout or a deadlock (a reader's transaction
 touching two published tables while the switch locks them in another order): the rolled-back
 attempt changed nothing. The error after the last attempt names the sessions holding locks on
@@ -323,6 +325,30 @@ def _drop_dbt_leftovers(pg: psycopg.Connection, schemas: list[str]) -> list[str]
     return [f"{schema}.{name}" for schema, name, _ in rows]
 
 
+def _lock_switched_in_tables(pg: psycopg.Connection, schemas: list[str]) -> None:
+    """Lock every table now published under ``schemas`` before writing any grant or policy on one.
+
+    The tables just switched in may get grants, row-level security and policies (ADR 0115: those dbt
+    rebuilt get all of them). A grant rewrites the table's ``pg_class`` row; an autovacuum of that table
+    then waits for this transaction to update the row, while ``alter table`` or ``create policy`` would
+    wait for the autovacuum: a deadlock (seen in session 19's 30k full run). Taken first, the lock waits
+    for a running autovacuum instead (which PostgreSQL cancels for it) and keeps new ones out.
+    Nobody reads these tables under their published names before the commit.
+    """
+    tables = pg.execute(
+        "select format('%%I.%%I', ns.nspname, cls.relname) from pg_class as cls"
+        " join pg_namespace as ns on ns.oid = cls.relnamespace"
+        " where ns.nspname = any(%s) and cls.relkind in ('r', 'p') order by 1",
+        [schemas],
+    ).fetchall()
+    if tables:
+        pg.execute(
+            sql.SQL("lock table {} in access exclusive mode").format(
+                sql.SQL(", ").join(sql.SQL(name) for (name,) in tables)
+            )
+        )
+
+
 def apply_access_policies(pg: psycopg.Connection, schemas: list[str]) -> None:
     """Re-apply the access rules of the published schemas inside the switch transaction.
 
@@ -343,7 +369,8 @@ def publish(conn: warehouse.Connection, run_id: int | None = None) -> Publicatio
     security it re-applies (bench run of 2026-11-29 07:54, docs/BENCHMARKS.md). The likely other
     party is autovacuum: in current PostgreSQL releases its in-place update of a table's pg_class row
     waits for the transaction that changed that row (our GRANT), while it holds a lock our ALTER TABLE
-    needs. Readers holding locks on the ML tables (which keep their OIDs) are the other kind. The
+    needs. Writers holding locks on the ML tables (which keep their OIDs) are the other kind. Since ADR
+    0115 the grant pass writes only what differs, so neither should happen in a steady state. The
     transaction is all or nothing, so running it again from the start is safe.
     """
     cfg = publish_settings()
@@ -389,14 +416,14 @@ def _publish_once(conn: warehouse.Connection, run_id: int | None, lock_timeout: 
         existing = {
             name for (name,) in pg.execute("select nspname from pg_namespace where nspname = any(%s)", [schemas])
         }
+        swapped: dict[str, dict] = {}
         for schema in schemas:
             build = schema + BUILD_SUFFIX
             if schema not in existing:  # the first publication: nothing to swap with
                 rename = sql.SQL("alter schema {} rename to {}")
                 pg.execute(rename.format(sql.Identifier(build), sql.Identifier(schema)))
-                faults.fault_point("publish", schema)
                 continue
-            published = {
+            swapped[schema] = {
                 "grants": _unmanaged(_schema_grants(pg, schema), 0),
                 "defaults": _unmanaged(_default_grants(pg, schema), 2),
                 "tables": _table_access(pg, schema),
@@ -405,7 +432,10 @@ def _publish_once(conn: warehouse.Connection, run_id: int | None, lock_timeout: 
             pg.execute(sql.SQL("alter schema {} rename to {}").format(sql.Identifier(schema), sql.Identifier(previous)))
             pg.execute(sql.SQL("alter schema {} rename to {}").format(sql.Identifier(build), sql.Identifier(schema)))
             pg.execute(sql.SQL("alter schema {} rename to {}").format(sql.Identifier(previous), sql.Identifier(build)))
-            _carry_unmanaged_access(pg, schema, build, published)
+        _lock_switched_in_tables(pg, schemas)
+        for schema in schemas:
+            if schema in swapped:
+                _carry_unmanaged_access(pg, schema, schema + BUILD_SUFFIX, swapped[schema])
             faults.fault_point("publish", schema)
         apply_access_policies(pg, schemas)
         ml_rows = publish_build_area(pg, commit=False)

@@ -294,6 +294,9 @@ def test_grant_pass_writes_only_what_differs_and_repairs_every_difference(clone)
         assert all(any(f'"{name}"' in statement for name in touched) for statement in pending), (
             "a statement for a relation that was not changed"
         )
+        # The exclusive locks come first, before any grant rewrites a pg_class row (autovacuum deadlock).
+        assert pending[0].startswith("lock table ") and sum(s.startswith("lock table") for s in pending) == 1
+        assert {name for name in touched if f'"{name}"' in pending[0]} == touched - {"fct_bills"}
         access.apply_access(pg)
         assert _pending_relation_statements(pg) == []
         qual = pg.execute(

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import threading
+import time
 
 import psycopg
 import pytest
@@ -211,6 +213,64 @@ def test_publish_retries_after_a_lock_conflict_and_names_the_holder(clone, monke
     assert "publish attempt 1/3" in message and "publish-test-writer" in message, message
     assert "ml.arrears_warnings" in message, message
     assert _count(clone, "ops.publications") == publications + 2
+
+
+def test_publish_locks_the_switched_in_tables_before_writing_grants(clone, monkeypatch):
+    """An autovacuum of a table being switched in must not deadlock the switch (ADR 0115).
+
+    A session plays the autovacuum: it holds the table's share update exclusive lock, and once the
+    switch waits for that table it updates the table's pg_class row, as a vacuum does at its end. Had the
+    switch rewritten that row first (a grant) and asked for the lock after (a policy), the two would wait
+    for each other and one would die with a deadlock; the switch takes its locks before any grant."""
+    from gridcredit import access
+    from gridcredit import publish as publishing
+
+    monkeypatch.setenv("GRIDCREDIT_PUBLISH_LOCK_TIMEOUT", "60s")
+    monkeypatch.setenv("GRIDCREDIT_PUBLISH_ATTEMPTS", "1")
+    table = "marts_core__build.dim_customers"
+    result = _run(clone, "--no-resume")  # a run leaves the build areas (the generation it replaced)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with psycopg.connect(clone.url, autocommit=True) as pg:
+        # as on a table dbt just rebuilt: grants and a policy to write once it is published
+        pg.execute(f"drop policy {access.READERS_POLICY} on {table}")
+        pg.execute(f"revoke select on {table} from {access.BI_READER}")
+    vacuum = psycopg.connect(clone.url, application_name="publish-test-autovacuum")
+    oid = vacuum.execute("select %s::regclass::oid", [table]).fetchone()[0]
+    vacuum.execute(f"lock table {table} in share update exclusive mode")
+    outcome: dict = {}
+
+    def switch() -> None:
+        try:
+            outcome["publication"] = publishing.publish(clone)
+        except Exception as exc:  # reported by the assertion below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=switch)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 120
+        with psycopg.connect(clone.url, autocommit=True) as watcher:
+            while not watcher.execute(
+                "select exists (select from pg_locks where relation = %s and not granted)", [oid]
+            ).fetchone()[0]:
+                assert time.monotonic() < deadline and thread.is_alive(), outcome
+                time.sleep(0.05)
+        vacuum.execute("update pg_class set relhasindex = relhasindex where oid = %s", [oid])
+    finally:
+        vacuum.rollback()
+        vacuum.close()
+        thread.join(300)
+    assert "error" not in outcome, outcome
+    assert outcome["publication"].attempts == 1
+    with psycopg.connect(clone.url) as pg:
+        policies = {
+            name
+            for (name,) in pg.execute(
+                "select policyname from pg_policies where schemaname = 'marts_core' and tablename = 'dim_customers'"
+            )
+        }
+        assert policies == {access.ANALYST_POLICY, access.READERS_POLICY}
+        assert pg.execute("select has_table_privilege('bi_reader', 'marts_core.dim_customers', 'select')").fetchone()[0]
 
 
 def test_publish_gives_up_cleanly_when_a_writer_keeps_its_lock(clone, monkeypatch):
