@@ -298,7 +298,8 @@ def relation_statements(relations: list[RelationState], owner_role: str) -> list
     for state in relations:
         rel = f"{sql.Identifier(state.schema).as_string(None)}.{sql.Identifier(state.name).as_string(None)}"
         statements = _statements_of(state, rel, owner_role)
-        if any(statement.startswith(_EXCLUSIVE_STATEMENTS) for statement in statements):
+        # tables only: LOCK TABLE refuses sequences and would also lock a view's base tables
+        if state.kind in ("r", "p") and any(statement.startswith(_EXCLUSIVE_STATEMENTS) for statement in statements):
             exclusive.append(rel)
         out.extend(statements)
     if exclusive:
@@ -316,6 +317,11 @@ def _statements_of(state: RelationState, rel: str, owner_role: str) -> list[str]
     """What one relation needs to match its schema's rule (see relation_statements)."""
     out: list[str] = []
     rule = schema_rule(state.schema)
+    if state.kind == "S":  # sequences: grants only (a serial column's sequence follows its table's owner)
+        for writer in rule.writers:
+            if writer != state.owner and any((writer, p) not in state.privileges for p in _SEQUENCE_PRIVILEGES):
+                out.append(f"grant usage, select on sequence {rel} to {writer};")
+        return out
     owner = rule.owner
     held = state.privileges
     if owner in GROUP_ROLES and state.owner != owner and state.owner == owner_role:
@@ -329,11 +335,6 @@ def _statements_of(state: RelationState, rel: str, owner_role: str) -> list[str]
     def lacks(grantee: str, privileges: tuple[str, ...], held=held, new_owner=new_owner) -> bool:
         return grantee != new_owner and any((grantee, p) not in held for p in privileges)
 
-    if state.kind == "S":
-        for writer in rule.writers:
-            if lacks(writer, _SEQUENCE_PRIVILEGES):
-                out.append(f"grant usage, select on sequence {rel} to {writer};")
-        return out
     if any(grantee == "public" for grantee, _ in state.privileges):
         out.append(f"revoke all on {rel} from public;")
     for writer in rule.writers:
@@ -450,9 +451,10 @@ def grant_attempts() -> int:
 def apply(conn: warehouse.Connection) -> int:
     """apply_access on its own connection and transaction, run again after a deadlock.
 
-    The pass alters tables (row-level security, owners) after granting on them, which can deadlock
+    The pass used to alter tables (row-level security, owners) after granting on them, which deadlocked
     with autovacuum (seen at 2,000 customers at the start of a dbt stage, the same pattern as the
-    publish switch, ADR 0090). The transaction is all or nothing, so running it again is safe.
+    publish switch, ADR 0090). It now locks first and writes only what differs (ADR 0115); the retry
+    stays as a safety net. The transaction is all or nothing, so running it again is safe.
     """
     attempts = grant_attempts()
     for attempt in range(1, attempts + 1):
