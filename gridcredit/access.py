@@ -323,14 +323,13 @@ def _statements_of(state: RelationState, rel: str, owner_role: str) -> list[str]
                 out.append(f"grant usage, select on sequence {rel} to {writer};")
         return out
     owner = rule.owner
-    held = state.privileges
+    held, new_owner = state.privileges, state.owner
     if owner in GROUP_ROLES and state.owner != owner and state.owner == owner_role:
         # Relations created by the warehouse owner (older warehouses, or a stage still running as
         # the owner) go to the schema's owning role, so dbt/ML can replace them. The owner's grants
         # move with it: grant everything again.
         out.append(f"alter table {rel} owner to {owner};")
-        held = frozenset()
-    new_owner = owner if owner in GROUP_ROLES and state.owner == owner_role else state.owner
+        held, new_owner = frozenset(), owner
 
     def lacks(grantee: str, privileges: tuple[str, ...], held=held, new_owner=new_owner) -> bool:
         return grantee != new_owner and any((grantee, p) not in held for p in privileges)
@@ -343,7 +342,7 @@ def _statements_of(state: RelationState, rel: str, owner_role: str) -> list[str]
     readers = _readers(rule)
     if (state.schema, state.name) in PERSONAL_TABLES:
         for reader in readers:
-            if any(grantee == reader for grantee, _ in held):
+            if any(grantee == reader for grantee, _ in state.privileges):
                 out.append(f"revoke all on {rel} from {reader};")
         if lacks(RESTRICTED, ("SELECT",)):
             out.append(f"grant select on {rel} to {RESTRICTED};")

@@ -152,9 +152,9 @@ def test_publish_switches_build_areas_and_keeps_privileges_and_policies(clone):
         # published mart and never a build area; the analysts' row-level security is on the new table.
         assert pg.execute("select has_table_privilege('bi_reader', 'marts_core.dim_customers', 'select')").fetchone()[0]
         for role in ("bi_reader", "gridcredit_analyst"):
-            assert not pg.execute("select has_schema_privilege(%s, 'marts_core__build', 'usage')", [role]).fetchone()[
-                0
-            ], role
+            assert not pg.execute(
+                "select has_schema_privilege(%s, 'marts_core__build', 'usage')", [role]
+            ).fetchone()[0], role
         access_policies = {
             name
             for (name,) in pg.execute(
@@ -355,80 +355,38 @@ def test_catch_up_copies_newer_published_months_and_keeps_newer_build_months(fre
             insert into marts_ml.labels values ('2024-01-01', 1), ('2024-02-01', 3);
             insert into marts_ml__build.labels values ('2024-01-01', 1);
         """)
-    manifest = {
-        "nodes": {
-            "model.gridcredit.months": {
-                "resource_type": "model",
-                "name": "months",
-                "schema": "marts_core__build",
-                "config": {"materialized": "incremental", "unique_key": "month_start_date"},
-            },
-            "model.gridcredit.changed": {
-                "resource_type": "model",
-                "name": "changed",
-                "schema": "marts_core__build",
-                "config": {"materialized": "incremental", "unique_key": "month_start_date"},
-            },
-            "model.gridcredit.features": {
-                "resource_type": "model",
-                "name": "features",
-                "schema": "marts_ml__build",
-                "config": {"materialized": "incremental", "unique_key": "as_of_month"},
-            },
-            # rebuilds many months a run: an existing build table is left to dbt (ADR 0114)
-            "model.gridcredit.labels": {
-                "resource_type": "model",
-                "name": "labels",
-                "schema": "marts_ml__build",
-                "config": {
-                    "materialized": "incremental",
-                    "unique_key": "as_of_month",
-                    "meta": {"build_area_catch_up": False},
-                },
-            },
-            "model.gridcredit.staged": {
-                "resource_type": "model",
-                "name": "staged",
-                "schema": "staging",
-                "config": {"materialized": "incremental", "unique_key": "month_start_date"},
-            },
-            "model.gridcredit.table": {
-                "resource_type": "model",
-                "name": "table",
-                "schema": "marts_core__build",
-                "config": {"materialized": "table"},
-            },
-        }
-    }
+    manifest = {"nodes": {
+        "model.gridcredit.months": {"resource_type": "model", "name": "months", "schema": "marts_core__build",
+                                    "config": {"materialized": "incremental", "unique_key": "month_start_date"}},
+        "model.gridcredit.changed": {"resource_type": "model", "name": "changed", "schema": "marts_core__build",
+                                     "config": {"materialized": "incremental", "unique_key": "month_start_date"}},
+        "model.gridcredit.features": {"resource_type": "model", "name": "features", "schema": "marts_ml__build",
+                                      "config": {"materialized": "incremental", "unique_key": "as_of_month"}},
+        # rebuilds many months a run: an existing build table is left to dbt (ADR 0114)
+        "model.gridcredit.labels": {"resource_type": "model", "name": "labels", "schema": "marts_ml__build",
+                                    "config": {"materialized": "incremental", "unique_key": "as_of_month",
+                                               "meta": {"build_area_catch_up": False}}},
+        "model.gridcredit.staged": {"resource_type": "model", "name": "staged", "schema": "staging",
+                                    "config": {"materialized": "incremental", "unique_key": "month_start_date"}},
+        "model.gridcredit.table": {"resource_type": "model", "name": "table", "schema": "marts_core__build",
+                                   "config": {"materialized": "table"}},
+    }}
     marts = incremental_marts(manifest)
-    assert marts == [
-        IncrementalMart("marts_core", "changed", "month_start_date"),
-        IncrementalMart("marts_core", "months", "month_start_date"),
-        IncrementalMart("marts_ml", "features", "as_of_month"),
-        IncrementalMart("marts_ml", "labels", "as_of_month", copy_months=False),
-    ]
+    assert marts == [IncrementalMart("marts_core", "changed", "month_start_date"),
+                     IncrementalMart("marts_core", "months", "month_start_date"),
+                     IncrementalMart("marts_ml", "features", "as_of_month"),
+                     IncrementalMart("marts_ml", "labels", "as_of_month", copy_months=False)]
     copied = catch_up_build_area(fresh_database, marts, work_as=None)
     assert copied == {"marts_core.months": 1, "marts_ml.features": 2}
     with psycopg.connect(fresh_database.url) as pg:
-        rows = pg.execute(
-            "select month_start_date::text, customer_id, amount::int, source_load_id"
-            " from marts_core__build.months order by 1, 2"
-        ).fetchall()
-        assert rows == [
-            ("2024-01-01", "a", 1, 1),
-            ("2024-01-01", "b", 2, 1),
-            ("2024-02-01", "a", 30, 3),
-            ("2024-03-01", "a", 400, 4),
-        ]
+        rows = pg.execute("select month_start_date::text, customer_id, amount::int, source_load_id"
+                          " from marts_core__build.months order by 1, 2").fetchall()
+        assert rows == [("2024-01-01", "a", 1, 1), ("2024-01-01", "b", 2, 1),
+                        ("2024-02-01", "a", 30, 3), ("2024-03-01", "a", 400, 4)]
         assert pg.execute("select count(*) from marts_core__build.changed").fetchone()[0] == 0
         assert pg.execute("select count(*) from marts_ml__build.features").fetchone()[0] == 2
         assert pg.execute("select count(*) from marts_ml__build.labels").fetchone()[0] == 1
         # created like the published table: its primary key came along
-        assert (
-            pg.execute(
-                "select count(*) from pg_constraint where conrelid = 'marts_ml__build.features'::regclass"
-                " and contype = 'p'"
-            ).fetchone()[0]
-            == 1
-        )
+        assert pg.execute("select count(*) from pg_constraint where conrelid = 'marts_ml__build.features'::regclass"
+                          " and contype = 'p'").fetchone()[0] == 1
     assert catch_up_build_area(fresh_database, marts, work_as=None) == {}, "a second catch-up copied again"
