@@ -503,12 +503,13 @@ def catch_up_build_area(
 ) -> dict:
     """Copy into each incremental mart's build table the months the published table holds newer.
 
-    A month is copied when the build table lacks it or holds it from an older load
-    (``source_load_id``); a month the build table holds newer (a run that stopped before its publish)
-    is kept. Each table is caught up in its own transaction, as the role dbt works as (so dbt owns
-    what it finds). Tables whose columns differ (a code change: dbt's ``on_schema_change='fail'``
-    decides) are left alone. Returns {"schema.table": rows copied}. Only a shortcut: an incremental
-    model is correct from any older state, so a kill here, or skipping this, changes no result.
+    A month is copied when the published table holds it from a load newer than the build table's
+    newest (``source_load_id``; ADR 0116); a build table newer than the published one (a run that
+    stopped before its publish) is kept. Each table is caught up in its own transaction, as the role
+    dbt works as (so dbt owns what it finds). Tables whose columns differ (a code change: dbt's
+    ``on_schema_change='fail'`` decides) are left alone. Returns {"schema.table": rows copied}. Only
+    a shortcut: an incremental model is correct from any older state, so a kill here, or skipping
+    this, changes no result.
 
     ``replace_all``: the build tables were built by other dbt code than the published ones (the run
     after a full refresh, ADR 0095): each is dropped and copied whole from the published table, since
@@ -540,18 +541,21 @@ def catch_up_build_area(
             elif build_columns != published_columns or not mart.copy_months:
                 continue
             month = sql.Identifier(mart.month_column)
+            # The question dbt's incremental models ask (reprocess_from_month): which loads has the
+            # build table not seen? A table whose newest load is N holds every month as of all loads up
+            # to N, so the months to copy are those the published table holds from a load above N. Both
+            # reads go through the `source_load_id` index every incremental mart has (ADR 0109); a
+            # compare of every month's newest load read both tables whole (ADR 0116).
+            newest_in_build = pg.execute(sql.SQL("select max(source_load_id) from {}").format(target)).fetchone()[0]
+            newer_loads_only = (
+                sql.SQL("")
+                if newest_in_build is None
+                else sql.SQL(" where source_load_id > {}").format(sql.Literal(newest_in_build))
+            )
             months = [
                 row[0]
                 for row in pg.execute(
-                    sql.SQL(
-                        """
-                        with published as (select {month}, max(source_load_id) as load_id from {published} group by 1),
-                             build as (select {month}, max(source_load_id) as load_id from {target} group by 1)
-                        select published.{month}
-                        from published left join build using ({month})
-                        where build.load_id is null or published.load_id > build.load_id
-                        """
-                    ).format(month=month, published=published, target=target)
+                    sql.SQL("select distinct {} from {}{}").format(month, published, newer_loads_only)
                 ).fetchall()
             ]
             if months:

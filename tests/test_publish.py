@@ -327,9 +327,11 @@ def test_publish_runs_again_after_a_deadlock(monkeypatch):
 
 def test_catch_up_copies_newer_published_months_and_keeps_newer_build_months(fresh_database):
     """The build area, one run behind after a switch, is caught up month by month from the published
-    table: months it lacks or holds from an older load are copied; a month it holds from a newer load
-    (a run stopped before its publish) is kept; a table of other columns (a code change) is left alone;
-    a table missing from the build area (the first publication) is created like the published one."""
+    table: the months the published table holds from loads the build table has not seen (newer than
+    its newest) are copied, whether the build table lacks them or holds them older (a corrected
+    re-delivery included); a build table ahead of the published one (a run stopped before its
+    publish) is kept; a table of other columns (a code change) is left alone; a table missing from
+    the build area (the first publication) is created like the published one."""
     from gridcredit.publish import IncrementalMart, catch_up_build_area, incremental_marts
 
     with psycopg.connect(fresh_database.url, autocommit=True) as pg:
@@ -339,11 +341,22 @@ def test_catch_up_copies_newer_published_months_and_keeps_newer_build_months(fre
                 amount numeric(12, 2), source_load_id bigint not null, primary key (month_start_date, customer_id));
             create table marts_core__build.months (like marts_core.months including all);
             insert into marts_core.months values
-                ('2024-01-01', 'a', 1, 1), ('2024-01-01', 'b', 2, 1),
-                ('2024-02-01', 'a', 30, 3), ('2024-03-01', 'a', 40, 3);
+                ('2024-01-01', 'a', 1, 1), ('2024-01-01', 'b', 2, 1), ('2024-02-01', 'a', 30, 3),
+                ('2024-03-01', 'a', 40, 3), ('2024-04-01', 'a', 50, 4), ('2024-04-01', 'b', 60, 4);
             insert into marts_core__build.months values
                 ('2024-01-01', 'a', 1, 1), ('2024-01-01', 'b', 2, 1),
-                ('2024-02-01', 'a', 3, 2), ('2024-03-01', 'a', 400, 4);
+                ('2024-02-01', 'a', 3, 2), ('2024-03-01', 'a', 4, 2);
+            create table marts_core.ahead (like marts_core.months including all);
+            create table marts_core__build.ahead (like marts_core.months including all);
+            insert into marts_core.ahead values ('2024-01-01', 'a', 1, 1), ('2024-02-01', 'a', 30, 3);
+            insert into marts_core__build.ahead values
+                ('2024-01-01', 'a', 1, 1), ('2024-02-01', 'a', 30, 3), ('2024-03-01', 'a', 400, 4);
+            create table marts_core.redelivered (like marts_core.months including all);
+            create table marts_core__build.redelivered (like marts_core.months including all);
+            insert into marts_core.redelivered values
+                ('2024-01-01', 'a', 1, 1), ('2024-02-01', 'a', 31, 5), ('2024-03-01', 'a', 41, 5);
+            insert into marts_core__build.redelivered values
+                ('2024-01-01', 'a', 1, 1), ('2024-02-01', 'a', 30, 3), ('2024-03-01', 'a', 40, 4);
             create table marts_core.changed (month_start_date date, source_load_id bigint, extra int);
             create table marts_core__build.changed (month_start_date date, source_load_id bigint);
             insert into marts_core.changed values ('2024-01-01', 9, 1);
@@ -356,6 +369,11 @@ def test_catch_up_copies_newer_published_months_and_keeps_newer_build_months(fre
             insert into marts_ml__build.labels values ('2024-01-01', 1);
         """)
     manifest = {"nodes": {
+        "model.gridcredit.ahead": {"resource_type": "model", "name": "ahead", "schema": "marts_core__build",
+                                   "config": {"materialized": "incremental", "unique_key": "month_start_date"}},
+        "model.gridcredit.redelivered": {"resource_type": "model", "name": "redelivered",
+                                         "schema": "marts_core__build",
+                                         "config": {"materialized": "incremental", "unique_key": "month_start_date"}},
         "model.gridcredit.months": {"resource_type": "model", "name": "months", "schema": "marts_core__build",
                                     "config": {"materialized": "incremental", "unique_key": "month_start_date"}},
         "model.gridcredit.changed": {"resource_type": "model", "name": "changed", "schema": "marts_core__build",
@@ -372,17 +390,29 @@ def test_catch_up_copies_newer_published_months_and_keeps_newer_build_months(fre
                                    "config": {"materialized": "table"}},
     }}
     marts = incremental_marts(manifest)
-    assert marts == [IncrementalMart("marts_core", "changed", "month_start_date"),
+    assert marts == [IncrementalMart("marts_core", "ahead", "month_start_date"),
+                     IncrementalMart("marts_core", "changed", "month_start_date"),
                      IncrementalMart("marts_core", "months", "month_start_date"),
+                     IncrementalMart("marts_core", "redelivered", "month_start_date"),
                      IncrementalMart("marts_ml", "features", "as_of_month"),
                      IncrementalMart("marts_ml", "labels", "as_of_month", copy_months=False)]
     copied = catch_up_build_area(fresh_database, marts, work_as=None)
-    assert copied == {"marts_core.months": 1, "marts_ml.features": 2}
+    assert copied == {"marts_core.months": 4, "marts_core.redelivered": 2, "marts_ml.features": 2}
     with psycopg.connect(fresh_database.url) as pg:
-        rows = pg.execute("select month_start_date::text, customer_id, amount::int, source_load_id"
-                          " from marts_core__build.months order by 1, 2").fetchall()
-        assert rows == [("2024-01-01", "a", 1, 1), ("2024-01-01", "b", 2, 1),
-                        ("2024-02-01", "a", 30, 3), ("2024-03-01", "a", 400, 4)]
+        def build_rows(table):
+            return pg.execute(f"select month_start_date::text, customer_id, amount::int, source_load_id"
+                              f" from marts_core__build.{table} order by 1, 2").fetchall()
+
+        # loads 3 and 4 were not in the build table: February replaced, March and April copied
+        assert build_rows("months") == [("2024-01-01", "a", 1, 1), ("2024-01-01", "b", 2, 1),
+                                        ("2024-02-01", "a", 30, 3), ("2024-03-01", "a", 40, 3),
+                                        ("2024-04-01", "a", 50, 4), ("2024-04-01", "b", 60, 4)]
+        assert build_rows("ahead") == [("2024-01-01", "a", 1, 1), ("2024-02-01", "a", 30, 3),
+                                       ("2024-03-01", "a", 400, 4)]
+        # load 5 re-delivered February (a load touches its first month and every later one): February
+        # on is copied, January (2 rows copied, not 3) is the build table's own
+        assert build_rows("redelivered") == [("2024-01-01", "a", 1, 1), ("2024-02-01", "a", 31, 5),
+                                             ("2024-03-01", "a", 41, 5)]
         assert pg.execute("select count(*) from marts_core__build.changed").fetchone()[0] == 0
         assert pg.execute("select count(*) from marts_ml__build.features").fetchone()[0] == 2
         assert pg.execute("select count(*) from marts_ml__build.labels").fetchone()[0] == 1
